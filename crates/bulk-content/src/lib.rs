@@ -1,0 +1,15 @@
+#![doc = include_str!("../README.md")]
+
+mod cid;
+mod error;
+mod kubo;
+mod local;
+mod store;
+mod unixfs;
+
+pub use cid::Cid;
+pub use error::ContentError;
+pub use kubo::KuboStore;
+pub use local::LocalStore;
+pub use store::{open, ByteStream, ContentReader, ContentStore, Stored};
+pub use unixfs::CidBuilder;

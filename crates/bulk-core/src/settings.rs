@@ -1,0 +1,295 @@
+//! Typed, layered configuration: defaults in code, then an optional TOML file
+//! (`BULK_CONFIG=path`), then environment variables `BULK__SECTION__KEY`
+//! (for example `BULK__REDIS__URL`). Loading has no side effects.
+
+use std::path::PathBuf;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// Everything the binaries can be configured with.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// HTTP listener and public URL.
+    pub server: ServerSettings,
+    /// Token verification.
+    pub auth: AuthSettings,
+    /// Queue and job records.
+    pub redis: RedisSettings,
+    /// Where resources are read from.
+    pub resources: ResourceSettings,
+    /// Where export files are written.
+    pub content: ContentSettings,
+    /// Export job processing.
+    pub worker: WorkerSettings,
+    /// Log output.
+    pub telemetry: TelemetrySettings,
+}
+
+/// The API's listener.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Address to bind, e.g. `0.0.0.0:3000`.
+    pub listen: String,
+    /// Base URL clients reach the service at (no trailing slash); absolute
+    /// status URLs in `Content-Location` are built from it.
+    pub public_base_url: String,
+}
+
+/// Bearer-token verification. At least one key must be configured; with none,
+/// every request is refused (fail closed).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    /// Shared secret for HS256 tokens.
+    pub hs256_secret: Option<SecretString>,
+    /// PEM public key (RSA for RS256 or EC P-256 for ES256), inline.
+    pub public_key_pem: Option<String>,
+    /// PEM public key read from this file; used when `public_key_pem` is not set.
+    pub public_key_file: Option<PathBuf>,
+    /// Required `iss`, when set.
+    pub issuer: Option<String>,
+    /// Required `aud`, when set.
+    pub audience: Option<String>,
+    /// Clock skew allowed on `exp`, in seconds.
+    pub leeway_secs: u64,
+}
+
+/// Redis connection and key layout.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisSettings {
+    /// `redis://host:port/db`; may carry a password, so it is secret.
+    pub url: SecretString,
+    /// Prefix of every key; lets several deployments share one Redis.
+    pub key_prefix: String,
+    /// Connection pool size.
+    pub pool_size: usize,
+}
+
+/// The resource store backend.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum ResourceSettings {
+    /// PostgreSQL.
+    Postgres {
+        /// `postgres://user:pass@host:port/db`; secret because of the password.
+        url: SecretString,
+        /// Connection pool size.
+        #[serde(default = "default_pg_pool")]
+        pool_size: usize,
+    },
+}
+
+/// The content store backend.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum ContentSettings {
+    /// A Kubo node's RPC API.
+    Kubo {
+        /// e.g. `http://127.0.0.1:5001`.
+        api_url: String,
+        /// Timeout of one RPC call that is not a streamed add, in seconds.
+        #[serde(default = "default_kubo_timeout")]
+        timeout_secs: u64,
+    },
+    /// A local directory, content-addressed with Kubo's CIDs.
+    Local {
+        /// Directory holding the blobs.
+        dir: PathBuf,
+    },
+}
+
+/// How workers process jobs.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerSettings {
+    /// Resources read per page (keyset pagination); also how often progress
+    /// is written and cancellation checked.
+    pub page_size: u32,
+    /// How long an idle worker waits before asking the queue again, in ms.
+    pub poll_interval_ms: u64,
+    /// How long a finished (completed, failed, cancelled) job record lives, in seconds. 24 h by default.
+    pub record_ttl_secs: u64,
+    /// TTL of a record that has not finished; only a backstop so no key lives
+    /// forever, it must exceed the longest queue wait plus export.
+    pub active_record_ttl_secs: u64,
+    /// Lease length; a worker renews it every `lease_secs / 3` seconds, so two
+    /// renewals can be missed before the job is handed to another worker.
+    pub lease_secs: u64,
+}
+
+/// Log format.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetrySettings {
+    /// `text` or `json`.
+    pub format: String,
+}
+
+fn default_pg_pool() -> usize {
+    8
+}
+
+fn default_kubo_timeout() -> u64 {
+    30
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            server: ServerSettings::default(),
+            auth: AuthSettings::default(),
+            redis: RedisSettings::default(),
+            resources: ResourceSettings::Postgres {
+                url: SecretString::from("postgres://postgres@127.0.0.1:5432/postgres"),
+                pool_size: default_pg_pool(),
+            },
+            content: ContentSettings::Kubo {
+                api_url: "http://127.0.0.1:5001".into(),
+                timeout_secs: default_kubo_timeout(),
+            },
+            worker: WorkerSettings::default(),
+            telemetry: TelemetrySettings::default(),
+        }
+    }
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings { listen: "127.0.0.1:3000".into(), public_base_url: "http://localhost:3000".into() }
+    }
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        RedisSettings {
+            url: SecretString::from("redis://127.0.0.1:6379/"),
+            key_prefix: "fhir-bulk".into(),
+            pool_size: 16,
+        }
+    }
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        WorkerSettings {
+            page_size: 1000,
+            poll_interval_ms: 200,
+            record_ttl_secs: 24 * 3600,
+            active_record_ttl_secs: 7 * 24 * 3600,
+            lease_secs: 30,
+        }
+    }
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        TelemetrySettings { format: "text".into() }
+    }
+}
+
+/// Configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct SettingsError(String);
+
+impl Settings {
+    /// Loads defaults, then the TOML file named by `BULK_CONFIG` (if any), then
+    /// `BULK__*` environment variables.
+    pub fn load() -> Result<Settings, SettingsError> {
+        let file = std::env::var_os("BULK_CONFIG").map(PathBuf::from);
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// `load` with the file and environment given explicitly (for tests).
+    pub fn load_from(
+        file: Option<PathBuf>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, SettingsError> {
+        let mut builder = config::Config::builder();
+        if let Some(path) = file {
+            builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml).required(true));
+        }
+        let env: config::Map<String, String> = env.into_iter().filter(|(k, _)| k.starts_with("BULK__")).collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix("BULK")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(env)),
+        );
+        let raw = builder.build().map_err(|e| SettingsError(e.to_string()))?;
+        let settings: Settings = raw.try_deserialize().map_err(|e| SettingsError(e.to_string()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        if self.worker.page_size == 0 {
+            return Err(SettingsError("worker.page_size must be at least 1".into()));
+        }
+        if self.worker.lease_secs < 3 {
+            return Err(SettingsError("worker.lease_secs must be at least 3".into()));
+        }
+        if self.server.public_base_url.ends_with('/') {
+            return Err(SettingsError("server.public_base_url must not end with '/'".into()));
+        }
+        if !matches!(self.telemetry.format.as_str(), "text" | "json") {
+            return Err(SettingsError("telemetry.format must be 'text' or 'json'".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::ExposeSecret;
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    #[test]
+    fn environment_overrides_defaults_and_selects_backends() {
+        let s = Settings::load_from(
+            None,
+            env(&[
+                ("BULK__WORKER__PAGE_SIZE", "50"),
+                ("BULK__CONTENT__KIND", "local"),
+                ("BULK__CONTENT__DIR", "/tmp/blobs"),
+                ("BULK__REDIS__KEY_PREFIX", "t1"),
+            ]),
+        )
+        .expect("loads");
+        assert_eq!(s.worker.page_size, 50);
+        assert_eq!(s.redis.key_prefix, "t1");
+        assert!(matches!(s.content, ContentSettings::Local { ref dir } if dir.to_str() == Some("/tmp/blobs")));
+    }
+
+    #[test]
+    fn secrets_are_redacted_from_debug_output() {
+        let s = Settings::load_from(
+            None,
+            env(&[("BULK__AUTH__HS256_SECRET", "hunter2hunter2"), ("BULK__REDIS__URL", "redis://:pw0rd@h:1/")]),
+        )
+        .expect("loads");
+        let dbg = format!("{s:?}");
+        assert!(!dbg.contains("hunter2hunter2") && !dbg.contains("pw0rd"), "{dbg}");
+        assert_eq!(
+            s.auth.hs256_secret.as_ref().map(|x| x.expose_secret().to_owned()).as_deref(),
+            Some("hunter2hunter2")
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        assert!(Settings::load_from(None, env(&[("BULK__WORKER__PAGE_SIZE", "0")])).is_err());
+        assert!(Settings::load_from(None, env(&[("BULK__WORKER__NO_SUCH_KEY", "1")])).is_err());
+        assert!(Settings::load_from(None, env(&[("BULK__CONTENT__KIND", "s3")])).is_err());
+    }
+}

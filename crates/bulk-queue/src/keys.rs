@@ -1,0 +1,53 @@
+//! Every Redis key name, built in one place.
+
+use bulk_core::JobId;
+
+/// Key names under one prefix. The prefix is wrapped in `{…}` as a Redis
+/// Cluster hash tag so all keys of one deployment hash to one slot, which the
+/// multi-key Lua scripts require.
+#[derive(Clone, Debug)]
+pub struct Keys {
+    tag: String,
+}
+
+impl Keys {
+    /// Keys under `prefix` (e.g. `fhir-bulk`).
+    pub fn new(prefix: &str) -> Self {
+        Keys { tag: format!("{{{prefix}}}") }
+    }
+
+    /// The list of queued job ids.
+    pub fn queue(&self) -> String {
+        format!("{}:queue", self.tag)
+    }
+
+    /// The sorted set of running jobs by lease deadline.
+    pub fn leases(&self) -> String {
+        format!("{}:leases", self.tag)
+    }
+
+    /// One job's record.
+    pub fn job(&self, id: &JobId) -> String {
+        format!("{}:job:{id}", self.tag)
+    }
+
+    /// The prefix of record keys, for scripts that derive a record key from an id.
+    pub fn job_prefix(&self) -> String {
+        format!("{}:job:", self.tag)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_keys_share_one_cluster_hash_tag() {
+        let k = Keys::new("t1");
+        let id = JobId::new();
+        for key in [k.queue(), k.leases(), k.job(&id)] {
+            assert!(key.starts_with("{t1}:"), "{key}");
+        }
+        assert!(k.job(&id).starts_with(&k.job_prefix()));
+    }
+}

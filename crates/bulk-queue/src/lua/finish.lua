@@ -1,0 +1,17 @@
+-- End a running job: completed (with manifest) or failed (with outcome).
+-- KEYS[1] job record   KEYS[2] leases zset
+-- ARGV[1] job id   ARGV[2] worker id   ARGV[3] final status
+-- ARGV[4] record TTL (s)   ARGV[5..] field, value pairs (manifest or error, finished_at)
+-- Returns 1, or 0 when the job is no longer this worker's (nothing written).
+if redis.call('HGET', KEYS[1], 'status') ~= 'in_progress'
+   or redis.call('HGET', KEYS[1], 'worker') ~= ARGV[2] then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'status', ARGV[3])
+for i = 5, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+redis.call('HDEL', KEYS[1], 'worker', 'lease_until')
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
+return 1

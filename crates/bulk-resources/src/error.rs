@@ -1,0 +1,45 @@
+//! The resource store's one error type.
+
+/// What can go wrong reading or writing resources.
+#[derive(Debug, thiserror::Error)]
+pub enum ResourceError {
+    /// The database is unreachable or the connection dropped; worth a retry.
+    #[error("resource store unavailable: {0}")]
+    Unavailable(String),
+    /// A query failed for a reason a retry will not fix.
+    #[error("resource store query failed: {0}")]
+    Query(String),
+    /// Reading an input file failed.
+    #[error("cannot read {path}: {source}")]
+    Input {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl ResourceError {
+    /// Transient failures a job may retry.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, ResourceError::Unavailable(_))
+    }
+}
+
+impl From<tokio_postgres::Error> for ResourceError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        // A closed connection or an I/O error has no SQLSTATE; server-side errors do.
+        if e.is_closed() || e.code().is_none() {
+            ResourceError::Unavailable(e.to_string())
+        } else {
+            ResourceError::Query(e.to_string())
+        }
+    }
+}
+
+impl From<deadpool_postgres::PoolError> for ResourceError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        ResourceError::Unavailable(e.to_string())
+    }
+}

@@ -1,0 +1,16 @@
+#![doc = include_str!("../README.md")]
+
+mod compartment;
+mod error;
+mod load;
+mod migrations;
+mod postgres;
+mod seed;
+mod store;
+
+pub use compartment::{compartment_of, Compartment};
+pub use error::ResourceError;
+pub use load::{load_files, load_lines, LineError, LoadReport};
+pub use postgres::PostgresStore;
+pub use seed::{seed, SeedSpec};
+pub use store::{open, NewResource, PatientFilter, ResourceQuery, ResourceStore, StoredResource};
