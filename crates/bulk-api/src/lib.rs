@@ -1,1 +1,12 @@
-//! placeholder
+#![doc = include_str!("../README.md")]
+
+mod auth;
+mod error;
+mod routes;
+mod startup;
+mod state;
+
+pub use auth::{Claims, Verifier};
+pub use error::ApiError;
+pub use startup::Application;
+pub use state::AppState;

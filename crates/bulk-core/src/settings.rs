@@ -119,6 +119,8 @@ pub struct WorkerSettings {
     /// Lease length; a worker renews it every `lease_secs / 3` seconds, so two
     /// renewals can be missed before the job is handed to another worker.
     pub lease_secs: u64,
+    /// Claims after which a job whose lease keeps expiring is failed rather than re-queued.
+    pub max_attempts: u32,
 }
 
 /// Log format.
@@ -181,6 +183,7 @@ impl Default for WorkerSettings {
             record_ttl_secs: 24 * 3600,
             active_record_ttl_secs: 7 * 24 * 3600,
             lease_secs: 30,
+            max_attempts: 5,
         }
     }
 }

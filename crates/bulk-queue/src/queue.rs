@@ -25,6 +25,18 @@ pub struct QueueConfig {
     pub max_attempts: u32,
 }
 
+impl QueueConfig {
+    /// From the `[worker]` settings.
+    pub fn from_settings(s: &bulk_core::settings::WorkerSettings) -> Self {
+        QueueConfig {
+            record_ttl: Duration::from_secs(s.record_ttl_secs),
+            active_ttl: Duration::from_secs(s.active_record_ttl_secs),
+            lease: Duration::from_secs(s.lease_secs),
+            max_attempts: s.max_attempts.max(1),
+        }
+    }
+}
+
 /// A job a worker has claimed.
 #[derive(Clone, Debug)]
 pub struct Claimed {

@@ -1,0 +1,29 @@
+//! `bulk-api`: the HTTP API. Settings from defaults, `BULK_CONFIG` and `BULK__*`.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use bulk_api::{AppState, Application, Verifier};
+use bulk_core::settings::Settings;
+use bulk_queue::{JobQueue, QueueConfig};
+use tokio_util::sync::CancellationToken;
+
+#[actix_web::main]
+async fn main() -> anyhow::Result<()> {
+    let settings = Settings::load()?;
+    bulk_core::telemetry::init(&settings.telemetry.format);
+    let queue = JobQueue::connect(&settings.redis, QueueConfig::from_settings(&settings.worker))?;
+    let content = bulk_content::open(&settings.content).await?;
+    let verifier = Arc::new(Verifier::from_settings(&settings.auth)?);
+    let state = AppState { queue, content, verifier, public_base_url: settings.server.public_base_url.clone() };
+    let app = Application::build(&settings.server.listen, state).context("binding the API listener")?;
+    tracing::info!(port = app.port(), public_base_url = %settings.server.public_base_url, "bulk-api listening");
+    let shutdown = CancellationToken::new();
+    let trigger = shutdown.clone();
+    tokio::spawn(async move {
+        bulk_core::shutdown::signal().await;
+        trigger.cancel();
+    });
+    app.run_until_stopped(shutdown).await?;
+    Ok(())
+}

@@ -1,0 +1,29 @@
+//! Route table: one file per resource.
+
+mod files;
+mod health;
+mod kickoff;
+mod status;
+
+use actix_web::web;
+
+use crate::ApiError;
+
+/// Registers every route.
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/fhir/r4")
+            .route("/$export", web::get().to(kickoff::system))
+            .route("/Patient/$export", web::get().to(kickoff::patient))
+            .route("/$export-status/{id}", web::get().to(status::poll))
+            .route("/$export-status/{id}", web::delete().to(status::cancel))
+            .route("/$export-file/{id}/{cid}", web::get().to(files::download)),
+    )
+    .route("/healthz", web::get().to(health::live))
+    .route("/readyz", web::get().to(health::ready))
+    .default_service(web::to(not_found));
+}
+
+async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::RouteNotFound)
+}

@@ -1,0 +1,78 @@
+//! `GET` (poll) and `DELETE` (cancel) on `/fhir/r4/$export-status/{id}`.
+
+use actix_web::http::header;
+use actix_web::{web, HttpResponse};
+use bulk_core::{JobId, JobStatus, Principal};
+use bulk_queue::JobRecord;
+use serde_json::json;
+
+use crate::auth::Authenticated;
+use crate::{ApiError, AppState};
+
+/// Polling interval we suggest while a job is queued or running, in seconds.
+const RETRY_AFTER_SECS: u32 = 2;
+
+/// Reads a job the caller may see: unknown, malformed and cancelled ids are
+/// all "not found"; someone else's job is "forbidden".
+pub(crate) async fn owned_job(state: &AppState, who: &Principal, id: &str) -> Result<JobRecord, ApiError> {
+    let id: JobId = id.parse().map_err(|_| ApiError::JobNotFound)?;
+    let record = state.queue.get(&id).await?.ok_or(ApiError::JobNotFound)?;
+    if !who.may_access(&record.owner) {
+        tracing::warn!(job.id = %id, user.id = %who.subject, "access to another user's job refused");
+        return Err(ApiError::Forbidden);
+    }
+    if record.status == JobStatus::Cancelled {
+        return Err(ApiError::JobNotFound);
+    }
+    Ok(record)
+}
+
+/// Progress while running, the manifest when complete, the outcome when failed.
+pub(crate) async fn poll(
+    state: web::Data<AppState>,
+    Authenticated(who): Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let record = owned_job(&state, &who, &id).await?;
+    match record.status {
+        JobStatus::Queued | JobStatus::Running => {
+            let progress = record.progress();
+            Ok(HttpResponse::Accepted()
+                .insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()))
+                .insert_header((
+                    "X-Progress",
+                    format!("{progress}% ({} of {} resources)", record.processed, record.total),
+                ))
+                .insert_header(header::CacheControl(vec![header::CacheDirective::NoStore]))
+                .json(json!({
+                    "status": record.status.as_str(),
+                    "progress": progress,
+                    "totalResources": record.total,
+                })))
+        }
+        JobStatus::Completed => {
+            let manifest = record.manifest.ok_or_else(|| ApiError::Internal("completed job has no manifest".into()))?;
+            Ok(HttpResponse::Ok()
+                .insert_header(header::CacheControl(vec![header::CacheDirective::NoStore]))
+                .json(manifest))
+        }
+        JobStatus::Failed => Err(ApiError::JobFailed(record.error.unwrap_or_else(|| {
+            bulk_core::OperationOutcome::error(bulk_core::IssueCode::Exception, "Export job failed")
+        }))),
+        JobStatus::Cancelled => Err(ApiError::JobNotFound),
+    }
+}
+
+/// Cancels a queued or running job, or discards a finished one.
+pub(crate) async fn cancel(
+    state: web::Data<AppState>,
+    Authenticated(who): Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let record = owned_job(&state, &who, &id).await?;
+    if !state.queue.cancel(&record.id).await? {
+        return Err(ApiError::JobNotFound);
+    }
+    tracing::info!(job.id = %record.id, user.id = %who.subject, "export cancelled");
+    Ok(HttpResponse::NoContent().finish())
+}

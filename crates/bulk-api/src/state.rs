@@ -1,0 +1,28 @@
+//! What every handler shares.
+
+use std::sync::Arc;
+
+use bulk_content::ContentStore;
+use bulk_queue::JobQueue;
+
+use crate::Verifier;
+
+/// Shared, cheaply cloned handler state.
+#[derive(Clone)]
+pub struct AppState {
+    /// Job queue and records.
+    pub queue: JobQueue,
+    /// Where export files are served from.
+    pub content: Arc<dyn ContentStore>,
+    /// Bearer-token verification.
+    pub verifier: Arc<Verifier>,
+    /// Public base URL (no trailing slash) absolute URLs are built from.
+    pub public_base_url: String,
+}
+
+impl AppState {
+    /// The absolute status URL of a job.
+    pub fn status_url(&self, id: &bulk_core::JobId) -> String {
+        format!("{}/fhir/r4/$export-status/{id}", self.public_base_url)
+    }
+}

@@ -1,0 +1,218 @@
+//! One export job, from claim to manifest.
+
+use std::sync::Arc;
+
+use bulk_core::{ExportLevel, JobId, Manifest, OutputFile};
+use bulk_queue::JobRecord;
+use bulk_resources::{PatientFilter, ResourceQuery};
+use serde_json::json;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::ndjson::NdjsonFile;
+use crate::{JobError, Worker};
+
+/// Base of the extension URLs the manifest's output items carry.
+const EXT: &str = "https://fhir-bulk.dev/StructureDefinition";
+
+impl Worker {
+    /// Runs one claimed job to its end: completed, failed, or (when the lease
+    /// is lost) abandoned to whoever holds it now.
+    pub(crate) async fn process(&self, record: JobRecord) {
+        let span =
+            tracing::info_span!("export", job.id = %record.id, job.attempt = record.attempts, worker.id = %self.id);
+        async {
+            let lost = CancellationToken::new();
+            let heartbeat = self.spawn_heartbeat(record.id, lost.clone());
+            let started = std::time::Instant::now();
+            let result = self.export(&record, &lost).await;
+            heartbeat.abort();
+            match result {
+                Ok(manifest) => match self.queue.complete(&record.id, &self.id, &manifest).await {
+                    Ok(true) => tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, files = manifest.output.len(), "export completed"),
+                    Ok(false) => {
+                        tracing::info!("export finished after it was cancelled; discarding its files");
+                        self.unpin_all(&manifest.output).await;
+                    }
+                    Err(e) => tracing::error!(error = %e, "could not record the manifest; the lease will expire and the job re-run"),
+                },
+                Err(JobError::LostLease) => tracing::info!("job cancelled or reassigned; stopped"),
+                Err(e) => {
+                    tracing::error!(error = %e, retryable = e.is_retryable(), "export failed");
+                    if let Err(qe) = self.queue.fail(&record.id, &self.id, &e.to_outcome()).await {
+                        tracing::error!(error = %qe, "could not record the failure; the lease will expire and the job re-run");
+                    }
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Renews the lease every `heartbeat_interval`; cancels `lost` when the
+    /// job is no longer ours.
+    fn spawn_heartbeat(&self, id: JobId, lost: CancellationToken) -> tokio::task::JoinHandle<()> {
+        let queue = self.queue.clone();
+        let worker = self.id.clone();
+        let every = self.config.heartbeat_interval;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                match queue.heartbeat(&id, &worker, &[]).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        lost.cancel();
+                        return;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "lease renewal failed; retrying"),
+                }
+            }
+        })
+    }
+
+    async fn export(&self, record: &JobRecord, lost: &CancellationToken) -> Result<Manifest, JobError> {
+        let request = &record.request;
+        let now =
+            self.resources.now().await.map_err(|source| JobError::Resources { resource_type: "any".into(), source })?;
+        // Millisecond precision, the same the manifest shows, so "modified after
+        // transactionTime" means the same thing to the client and to the query.
+        let until = truncate_to_ms(now);
+        let transaction_time = fhir_instant(until);
+        let patients = match (&request.patient_scope, &request.level) {
+            (Some(p), _) => PatientFilter::Only(p.clone()),
+            (None, ExportLevel::Patient) => PatientFilter::AnyPatient,
+            (None, ExportLevel::System) => PatientFilter::All,
+        };
+        let queries: Vec<ResourceQuery> = request
+            .types
+            .iter()
+            .map(|t| ResourceQuery { resource_type: t.as_str().to_owned(), patients: patients.clone(), until })
+            .collect();
+
+        let mut counts = Vec::with_capacity(queries.len());
+        for q in &queries {
+            counts.push(
+                self.resources
+                    .count(q)
+                    .await
+                    .map_err(|source| JobError::Resources { resource_type: q.resource_type.clone(), source })?,
+            );
+        }
+        let total: u64 = counts.iter().sum();
+        self.progress(
+            record.id,
+            &[("transaction_time", transaction_time.clone()), ("total", total.to_string()), ("processed", "0".into())],
+        )
+        .await?;
+
+        let mut output = Vec::new();
+        let mut processed = 0u64;
+        for (q, count) in queries.iter().zip(counts) {
+            if count == 0 {
+                continue;
+            }
+            match self.export_type(record.id, q, lost, &mut processed).await {
+                Ok(Some(file)) => output.push(file),
+                Ok(None) => {}
+                Err(e) => {
+                    self.unpin_all(&output).await;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(Manifest {
+            transaction_time,
+            request: request.request_url.clone(),
+            requires_access_token: true,
+            output,
+            error: vec![],
+        })
+    }
+
+    /// Streams one type's resources into one file. `None` when nothing
+    /// matched after all (deleted since counting).
+    async fn export_type(
+        &self,
+        id: JobId,
+        q: &ResourceQuery,
+        lost: &CancellationToken,
+        processed: &mut u64,
+    ) -> Result<Option<OutputFile>, JobError> {
+        let content_err = |source| JobError::Content { resource_type: q.resource_type.clone(), source };
+        let mut file = NdjsonFile::start(Arc::clone(&self.content));
+        let mut after: Option<String> = None;
+        loop {
+            if lost.is_cancelled() {
+                file.abort();
+                return Err(JobError::LostLease);
+            }
+            let page = match self.resources.page(q, after.as_deref(), self.config.page_size).await {
+                Ok(p) => p,
+                Err(source) => {
+                    file.abort();
+                    return Err(JobError::Resources { resource_type: q.resource_type.clone(), source });
+                }
+            };
+            let Some(last) = page.last() else { break };
+            after = Some(last.id.clone());
+            let n = page.len() as u64;
+            let full = n == u64::from(self.config.page_size);
+            file.write_page(page.iter().map(|r| r.json.as_str())).await.map_err(content_err)?;
+            *processed += n;
+            if let Err(e) = self.progress(id, &[("processed", processed.to_string())]).await {
+                file.abort();
+                return Err(e);
+            }
+            if !full {
+                break;
+            }
+        }
+        let written = file.finish().await.map_err(content_err)?;
+        if written.lines == 0 {
+            let _ = self.content.unpin(&written.stored.cid).await;
+            return Ok(None);
+        }
+        let cid = written.stored.cid;
+        Ok(Some(OutputFile {
+            resource_type: q.resource_type.clone(),
+            url: cid.ipfs_url(),
+            count: written.lines,
+            extension: vec![
+                json!({"url": format!("{EXT}/cid"), "valueString": cid.as_str()}),
+                // R4 has no integer64; a decimal holds sizes past 2 GiB exactly.
+                json!({"url": format!("{EXT}/size"), "valueDecimal": written.stored.size}),
+                json!({"url": format!("{EXT}/sha256"), "valueString": written.sha256_hex}),
+            ],
+        }))
+    }
+
+    /// Records progress (renewing the lease); `LostLease` when the job was cancelled or reassigned.
+    async fn progress(&self, id: JobId, fields: &[(&str, String)]) -> Result<(), JobError> {
+        if self.queue.heartbeat(&id, &self.id, fields).await? {
+            Ok(())
+        } else {
+            Err(JobError::LostLease)
+        }
+    }
+
+    async fn unpin_all(&self, files: &[OutputFile]) {
+        for f in files {
+            let Some(cid) = f.url.strip_prefix("ipfs://").and_then(|c| c.parse().ok()) else { continue };
+            if let Err(e) = self.content.unpin(&cid).await {
+                tracing::warn!(error = %e, cid = %cid, "could not unpin a discarded file");
+            }
+        }
+    }
+}
+
+fn truncate_to_ms(t: OffsetDateTime) -> OffsetDateTime {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    t.replace_nanosecond(u32::from(t.millisecond()) * 1_000_000).unwrap_or(t)
+}
+
+/// A FHIR `instant` in UTC (RFC 3339).
+fn fhir_instant(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_default()
+}

@@ -1,0 +1,103 @@
+//! The worker loop: claim, export, repeat; with a lease heartbeat per job.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bulk_content::ContentStore;
+use bulk_core::settings::WorkerSettings;
+use bulk_queue::JobQueue;
+use bulk_resources::ResourceStore;
+use tokio_util::sync::CancellationToken;
+
+/// How a worker paces itself.
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    /// Resources per page; progress is written and cancellation checked once a page.
+    pub page_size: u32,
+    /// Wait between polls of an empty queue.
+    pub poll_interval: Duration,
+    /// How often the lease is renewed: a third of the lease, so two missed
+    /// renewals still leave the job with this worker.
+    pub heartbeat_interval: Duration,
+}
+
+impl WorkerConfig {
+    /// From the `[worker]` settings.
+    pub fn from_settings(s: &WorkerSettings) -> Self {
+        WorkerConfig {
+            page_size: s.page_size,
+            poll_interval: Duration::from_millis(s.poll_interval_ms.max(1)),
+            heartbeat_interval: Duration::from_millis(s.lease_secs * 1000 / 3),
+        }
+    }
+}
+
+/// One worker: many may run against one queue, in one process or many.
+pub struct Worker {
+    pub(crate) id: String,
+    pub(crate) queue: JobQueue,
+    pub(crate) resources: Arc<dyn ResourceStore>,
+    pub(crate) content: Arc<dyn ContentStore>,
+    pub(crate) config: WorkerConfig,
+}
+
+impl Worker {
+    /// A worker with a fresh, unique id.
+    pub fn new(
+        queue: JobQueue,
+        resources: Arc<dyn ResourceStore>,
+        content: Arc<dyn ContentStore>,
+        config: WorkerConfig,
+    ) -> Self {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into());
+        let id = format!("{host}-{}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        Worker { id, queue, resources, content, config }
+    }
+
+    /// This worker's id, as recorded in the jobs it holds.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Processes jobs until `shutdown` is cancelled. A job in progress is
+    /// finished first.
+    pub async fn run(&self, shutdown: CancellationToken) {
+        tracing::info!(worker.id = %self.id, "worker started");
+        while !shutdown.is_cancelled() {
+            match self.step().await {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "job queue unavailable; will retry"),
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(self.config.poll_interval) => {}
+            }
+        }
+        tracing::info!(worker.id = %self.id, "worker stopped");
+    }
+
+    /// Processes jobs until none is queued; returns how many it processed.
+    pub async fn run_until_empty(&self) -> Result<u32, bulk_queue::QueueError> {
+        let mut n = 0;
+        while self.step().await? {
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Reaps expired leases, then claims and processes one job. `false` when
+    /// there was none.
+    async fn step(&self) -> Result<bool, bulk_queue::QueueError> {
+        match self.queue.reap_expired_leases().await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(jobs = n, "re-queued jobs whose worker lease expired"),
+            Err(e) => return Err(e),
+        }
+        let Some(claimed) = self.queue.claim(&self.id).await? else {
+            return Ok(false);
+        };
+        self.process(claimed.record).await;
+        Ok(true)
+    }
+}

@@ -1,0 +1,113 @@
+//! Who may export what, and see whose jobs.
+
+use serde_json::Value;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn a_patient_users_export_contains_only_their_own_compartment() {
+    let app = TestApp::spawn().await;
+    app.seed(5, 2).await;
+    let me = "seed-p0000003";
+    let token = patient(me);
+    let status = app.kick_off("/fhir/r4/Patient/$export", &token).await;
+    app.run_worker().await;
+    let manifest = app.manifest(&status, &token).await;
+    let mut total = 0;
+    for item in manifest["output"].as_array().expect("output") {
+        let resources = ndjson(&app.fetch_ipfs(item["url"].as_str().expect("url")).await);
+        assert_eq!(item["count"], resources.len() as u64);
+        for r in &resources {
+            total += 1;
+            let text = r.to_string();
+            // Every reference to a patient in the resource is to this patient.
+            for other in (0..5).map(|n| format!("seed-p{n:07}")).filter(|p| p != me) {
+                assert!(!text.contains(&other), "{} of {other} leaked", r["resourceType"]);
+            }
+            let owner = match r["resourceType"].as_str() {
+                Some("Patient") => r["id"].clone(),
+                Some("DocumentReference") => Value::from(r["subject"]["reference"].as_str().map(|s| &s[8..])),
+                Some("Consent") => Value::from(r["patient"]["reference"].as_str().map(|s| &s[8..])),
+                Some("Provenance") => Value::from(r["target"][0]["reference"].as_str().map(|s| &s[8..])),
+                other => panic!("unexpected type {other:?}"),
+            };
+            assert_eq!(owner, me);
+        }
+    }
+    // 1 Patient + 2 DocumentReference + 1 Consent + 1 Provenance.
+    assert_eq!(total, 5);
+}
+
+#[tokio::test]
+async fn a_patient_user_may_not_start_a_system_export_and_nothing_is_enqueued() {
+    let app = TestApp::spawn().await;
+    let res = app.get("/fhir/r4/$export", Some(&patient("p1"))).await;
+    assert_eq!(assert_outcome(res, 403, "forbidden").await, "Access denied");
+    assert_eq!(app.queue.queue_len().await.expect("len"), 0);
+}
+
+#[tokio::test]
+async fn status_cancel_and_download_of_a_job_are_refused_to_other_users() {
+    let app = TestApp::spawn().await;
+    app.seed(2, 1).await;
+    let owner = patient("seed-p0000000");
+    let status = app.kick_off("/fhir/r4/Patient/$export", &owner).await;
+
+    let intruder = patient("seed-p0000001");
+    assert_eq!(assert_outcome(app.get(&status, Some(&intruder)).await, 403, "forbidden").await, "Access denied");
+    assert_outcome(app.delete(&status, &intruder).await, 403, "forbidden").await;
+
+    // The owner and an admin may poll it.
+    assert_eq!(app.get(&status, Some(&owner)).await.status(), 202);
+    assert_eq!(app.get(&status, Some(&admin())).await.status(), 202);
+
+    app.run_worker().await;
+    let manifest = app.manifest(&status, &owner).await;
+    let cid = manifest["output"][0]["url"].as_str().expect("url").trim_start_matches("ipfs://").to_owned();
+    let file = format!("{}/{cid}", status.replace("$export-status", "$export-file"));
+    assert_outcome(app.get(&file, Some(&intruder)).await, 403, "forbidden").await;
+    assert_eq!(app.get(&file, Some(&owner)).await.status(), 200);
+    // The intruder's refused cancel did not cancel it.
+    assert_eq!(app.get(&status, Some(&owner)).await.status(), 200);
+}
+
+#[tokio::test]
+async fn an_unknown_or_malformed_job_id_is_the_usage_documents_not_found_outcome() {
+    let app = TestApp::spawn().await;
+    let token = admin();
+    for id in [uuid::Uuid::new_v4().to_string(), "not-a-uuid".into(), "..%2F..%2Fetc".into()] {
+        let res = app.get(&format!("/fhir/r4/$export-status/{id}"), Some(&token)).await;
+        assert_eq!(res.status(), 404);
+        assert_eq!(res.headers()["content-type"], "application/fhir+json");
+        let body: Value = res.json().await.expect("json");
+        assert_eq!(
+            body,
+            serde_json::json!({"resourceType": "OperationOutcome", "issue": [{
+                "severity": "error", "code": "not-found", "diagnostics": "Export job not found"}]})
+        );
+    }
+}
+
+#[tokio::test]
+async fn unsupported_types_and_parameters_are_400_outcomes_and_nothing_is_enqueued() {
+    let app = TestApp::spawn().await;
+    let token = admin();
+    for (query, code, names) in [
+        ("_type=Observation", "invalid", "Observation"),
+        ("_type=Patient,patient", "invalid", "patient"),
+        ("_type=", "invalid", "_type"),
+        ("_outputFormat=text/csv", "invalid", "_outputFormat"),
+        ("_since=2020-01-01&_type=Patient", "not-supported", "_since"),
+    ] {
+        let res = app.get(&format!("/fhir/r4/Patient/$export?{query}"), Some(&token)).await;
+        let diagnostics = assert_outcome(res, 400, code).await;
+        assert!(diagnostics.contains(names), "{query}: {diagnostics}");
+    }
+    assert_eq!(app.queue.queue_len().await.expect("len"), 0);
+}
+
+#[tokio::test]
+async fn an_unknown_route_is_a_404_outcome() {
+    let app = TestApp::spawn().await;
+    assert_outcome(app.get("/fhir/r4/Observation", Some(&admin())).await, 404, "not-found").await;
+}

@@ -1,0 +1,267 @@
+//! Spawning the API and workers per test, each in its own namespace.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bulk_api::{AppState, Application, Verifier};
+use bulk_content::{ContentStore, KuboStore};
+use bulk_core::settings::Settings;
+use bulk_queue::{JobQueue, QueueConfig};
+use bulk_resources::{ResourceStore, SeedSpec};
+use bulk_testkit::{TestDb, TestServices};
+use bulk_worker::{Worker, WorkerConfig};
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+/// Shared secret of test tokens.
+pub const SECRET: &str = "test-secret-0123456789abcdef0123456789";
+/// What the API believes its public URL is (it sits "behind a proxy").
+pub const PUBLIC_BASE: &str = "https://bulk.example.org";
+
+/// One API server and its backends, in a namespace of its own.
+pub struct TestApp {
+    /// Where the server really listens.
+    pub address: String,
+    pub client: reqwest::Client,
+    pub queue: JobQueue,
+    pub resources: Arc<dyn ResourceStore>,
+    pub content: Arc<dyn ContentStore>,
+    pub settings: Settings,
+    shutdown: CancellationToken,
+    _db: TestDb,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Settings for a test: real services, a fresh database and key prefix, plus `extra` `BULK__*` pairs.
+pub fn test_settings(services: &TestServices, db_url: &str, extra: &[(&str, &str)]) -> Settings {
+    let mut env: Vec<(String, String)> = vec![
+        ("BULK__SERVER__LISTEN".into(), "127.0.0.1:0".into()),
+        ("BULK__SERVER__PUBLIC_BASE_URL".into(), PUBLIC_BASE.into()),
+        ("BULK__AUTH__HS256_SECRET".into(), SECRET.into()),
+        ("BULK__REDIS__URL".into(), services.redis_url.clone()),
+        ("BULK__REDIS__KEY_PREFIX".into(), services.unique_prefix()),
+        ("BULK__RESOURCES__KIND".into(), "postgres".into()),
+        ("BULK__RESOURCES__URL".into(), db_url.into()),
+        ("BULK__RESOURCES__POOL_SIZE".into(), "4".into()),
+        ("BULK__CONTENT__KIND".into(), "kubo".into()),
+        ("BULK__CONTENT__API_URL".into(), services.ipfs_url.clone()),
+        ("BULK__WORKER__PAGE_SIZE".into(), "7".into()),
+    ];
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    Settings::load_from(None, env).expect("test settings load")
+}
+
+impl TestApp {
+    /// An app with default test settings.
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(&[]).await
+    }
+
+    /// An app with extra `BULK__*` settings.
+    pub async fn spawn_with(extra: &[(&str, &str)]) -> TestApp {
+        let services = TestServices::from_env();
+        let db = TestDb::create(&services.postgres_url).await;
+        let settings = test_settings(&services, &db.url, extra);
+        let queue = JobQueue::connect(&settings.redis, QueueConfig::from_settings(&settings.worker)).expect("queue");
+        let resources = bulk_resources::open(&settings.resources).await.expect("resource store");
+        let content = bulk_content::open(&settings.content).await.expect("content store");
+        let verifier = Arc::new(Verifier::from_settings(&settings.auth).expect("verifier"));
+        let state = AppState {
+            queue: queue.clone(),
+            content: content.clone(),
+            verifier,
+            public_base_url: settings.server.public_base_url.clone(),
+        };
+        let app = Application::build(&settings.server.listen, state).expect("bind");
+        let address = format!("http://127.0.0.1:{}", app.port());
+        let shutdown = CancellationToken::new();
+        tokio::spawn(app.run_until_stopped(shutdown.clone()));
+        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+        TestApp { address, client, queue, resources, content, settings, shutdown, _db: db }
+    }
+
+    /// Seeds `patients` synthetic patients with `docs` documents each.
+    pub async fn seed(&self, patients: u32, docs: u32) {
+        bulk_resources::seed(self.resources.as_ref(), SeedSpec { patients, documents_per_patient: docs })
+            .await
+            .expect("seed");
+    }
+
+    /// A worker on this app's backends.
+    pub fn worker(&self) -> Worker {
+        Worker::new(
+            self.queue.clone(),
+            self.resources.clone(),
+            self.content.clone(),
+            WorkerConfig::from_settings(&self.settings.worker),
+        )
+    }
+
+    /// A worker whose content store is a Kubo API nobody listens on.
+    pub fn worker_with_dead_ipfs(&self) -> Worker {
+        let dead: Arc<dyn ContentStore> = Arc::new(KuboStore::new("http://127.0.0.1:9", 2).expect("client"));
+        Worker::new(
+            self.queue.clone(),
+            self.resources.clone(),
+            dead,
+            WorkerConfig::from_settings(&self.settings.worker),
+        )
+    }
+
+    /// Runs one worker until the queue is empty.
+    pub async fn run_worker(&self) -> u32 {
+        self.worker().run_until_empty().await.expect("worker ran")
+    }
+
+    /// `GET {path}` with an optional bearer token.
+    pub async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        let mut req = self.client.get(format!("{}{}", self.address, path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.expect("request sent")
+    }
+
+    /// `DELETE {path}` with a bearer token.
+    pub async fn delete(&self, path: &str, token: &str) -> reqwest::Response {
+        self.client.delete(format!("{}{}", self.address, path)).bearer_auth(token).send().await.expect("sent")
+    }
+
+    /// Kicks off an export and returns the status path (relative to the real address).
+    pub async fn kick_off(&self, path: &str, token: &str) -> String {
+        let res = self.get(path, Some(token)).await;
+        assert_eq!(res.status(), 202, "kick-off of {path}: {:?}", res.text().await);
+        let location = res.headers()["content-location"].to_str().expect("ascii").to_owned();
+        location.strip_prefix(PUBLIC_BASE).expect("absolute URL under the public base").to_owned()
+    }
+
+    /// Polls a finished job once (after the worker ran) and returns the manifest.
+    pub async fn manifest(&self, status_path: &str, token: &str) -> Value {
+        let res = self.get(status_path, Some(token)).await;
+        assert_eq!(res.status(), 200, "{:?}", res.text().await);
+        res.json().await.expect("manifest JSON")
+    }
+
+    /// Fetches a manifest output's bytes back from IPFS by CID.
+    pub async fn fetch_ipfs(&self, url: &str) -> Vec<u8> {
+        let cid: bulk_content::Cid = url.strip_prefix("ipfs://").expect("ipfs URL").parse().expect("CID");
+        fetch(self.content.as_ref(), &cid).await
+    }
+
+    /// Waits (bounded) until `cond` holds for the job record.
+    pub async fn wait_for_record(&self, status_path: &str, cond: impl Fn(&bulk_queue::JobRecord) -> bool) {
+        let id = status_path.rsplit('/').next().expect("id").parse().expect("job id");
+        for _ in 0..500 {
+            if let Some(r) = self.queue.get(&id).await.expect("record") {
+                if cond(&r) {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("job record never reached the expected state");
+    }
+}
+
+/// Reads a whole file from a content store.
+pub async fn fetch(content: &dyn ContentStore, cid: &bulk_content::Cid) -> Vec<u8> {
+    use futures_util::TryStreamExt;
+    let chunks: Vec<_> = content.get(cid).await.expect("get").try_collect().await.expect("stream");
+    chunks.concat()
+}
+
+/// Seconds since the epoch.
+pub fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs()
+}
+
+/// An HS256 token with these claims.
+pub fn token_with(claims: Value) -> String {
+    encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(SECRET.as_bytes())).expect("sign")
+}
+
+/// A valid admin token.
+pub fn admin() -> String {
+    token_with(json!({"sub": "admin-1", "role": "admin", "exp": now() + 600}))
+}
+
+/// A valid patient token for `patient` (user `user-{patient}`).
+pub fn patient(patient: &str) -> String {
+    token_with(json!({"sub": format!("user-{patient}"), "role": "patient", "patient": patient, "exp": now() + 600}))
+}
+
+/// Asserts a response is an OperationOutcome with this status and issue code; returns its diagnostics.
+pub async fn assert_outcome(res: reqwest::Response, status: u16, code: &str) -> String {
+    assert_eq!(res.status(), status);
+    assert_eq!(res.headers()["content-type"], "application/fhir+json");
+    let body: Value = res.json().await.expect("JSON body");
+    assert_eq!(body["resourceType"], "OperationOutcome", "{body}");
+    assert_eq!(body["issue"][0]["severity"], "error", "{body}");
+    assert_eq!(body["issue"][0]["code"], code, "{body}");
+    body["issue"][0]["diagnostics"].as_str().expect("diagnostics").to_owned()
+}
+
+/// Parses NDJSON bytes into values, asserting each line is one JSON object.
+pub fn ndjson(bytes: &[u8]) -> Vec<Value> {
+    let text = std::str::from_utf8(bytes).expect("UTF-8");
+    assert!(text.is_empty() || text.ends_with('\n'), "file does not end with a newline");
+    text.lines().map(|l| serde_json::from_str(l).expect("one JSON resource per line")).collect()
+}
+
+/// The real store, with a count of the pages read through it: lets a test see
+/// how far a worker got.
+pub struct PageCounter {
+    pub inner: Arc<dyn ResourceStore>,
+    pub pages: std::sync::atomic::AtomicU64,
+}
+
+#[async_trait::async_trait]
+impl ResourceStore for PageCounter {
+    async fn migrate(&self) -> Result<(), bulk_resources::ResourceError> {
+        self.inner.migrate().await
+    }
+    async fn upsert(&self, batch: &[bulk_resources::NewResource]) -> Result<u64, bulk_resources::ResourceError> {
+        self.inner.upsert(batch).await
+    }
+    async fn patient_of(&self, refs: &[(String, String)]) -> Result<Option<String>, bulk_resources::ResourceError> {
+        self.inner.patient_of(refs).await
+    }
+    async fn now(&self) -> Result<time::OffsetDateTime, bulk_resources::ResourceError> {
+        self.inner.now().await
+    }
+    async fn count(&self, q: &bulk_resources::ResourceQuery) -> Result<u64, bulk_resources::ResourceError> {
+        self.inner.count(q).await
+    }
+    async fn page(
+        &self,
+        q: &bulk_resources::ResourceQuery,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<bulk_resources::StoredResource>, bulk_resources::ResourceError> {
+        self.pages.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.page(q, after, limit).await
+    }
+    async fn health_check(&self) -> Result<(), bulk_resources::ResourceError> {
+        self.inner.health_check().await
+    }
+}
+
+impl TestApp {
+    /// A worker reading through a `PageCounter`.
+    pub fn counted_worker(&self) -> (Worker, Arc<PageCounter>) {
+        let counter = Arc::new(PageCounter { inner: self.resources.clone(), pages: Default::default() });
+        let worker = Worker::new(
+            self.queue.clone(),
+            counter.clone(),
+            self.content.clone(),
+            WorkerConfig::from_settings(&self.settings.worker),
+        );
+        (worker, counter)
+    }
+}

@@ -1,0 +1,13 @@
+//! End-to-end tests: the API over real HTTP, workers in-process, against the
+//! real Redis, PostgreSQL and IPFS node that `make test` starts.
+
+mod helpers;
+
+mod access;
+mod auth;
+mod cancel;
+mod content;
+mod flow;
+mod queue;
+mod resources;
+mod workers;
