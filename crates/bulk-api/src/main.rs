@@ -5,14 +5,14 @@ use std::sync::Arc;
 use anyhow::Context;
 use bulk_api::{AppState, Application, Verifier};
 use bulk_core::settings::Settings;
-use bulk_queue::{JobQueue, QueueConfig};
+use bulk_queue::QueueConfig;
 use tokio_util::sync::CancellationToken;
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::load()?;
     bulk_core::telemetry::init(&settings.telemetry.format);
-    let queue = JobQueue::connect(&settings.redis, QueueConfig::from_settings(&settings.worker))?;
+    let queue = bulk_queue::open(&settings.queue, QueueConfig::from_settings(&settings.worker)).await?;
     let content = bulk_content::open(&settings.content).await?;
     let verifier = Arc::new(Verifier::from_settings(&settings.auth)?);
     let state = AppState { queue, content, verifier, public_base_url: settings.server.public_base_url.clone() };

@@ -11,7 +11,7 @@ use crate::Verifier;
 #[derive(Clone)]
 pub struct AppState {
     /// Job queue and records.
-    pub queue: JobQueue,
+    pub queue: Arc<dyn JobQueue>,
     /// Where export files are served from.
     pub content: Arc<dyn ContentStore>,
     /// Bearer-token verification.

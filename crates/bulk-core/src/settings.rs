@@ -16,7 +16,7 @@ pub struct Settings {
     /// Token verification.
     pub auth: AuthSettings,
     /// Queue and job records.
-    pub redis: RedisSettings,
+    pub queue: QueueSettings,
     /// Where resources are read from.
     pub resources: ResourceSettings,
     /// Where export files are written.
@@ -57,29 +57,44 @@ pub struct AuthSettings {
     pub leeway_secs: u64,
 }
 
-/// Redis connection and key layout.
+/// The queue and job-record backend.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct RedisSettings {
-    /// `redis://host:port/db`; may carry a password, so it is secret.
-    pub url: SecretString,
-    /// Prefix of every key; lets several deployments share one Redis.
-    pub key_prefix: String,
-    /// Connection pool size.
-    pub pool_size: usize,
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum QueueSettings {
+    /// Redis lists and hashes (production; shared by many processes).
+    Redis {
+        /// `redis://host:port/db`; may carry a password, so it is secret.
+        url: SecretString,
+        /// Prefix of every key; lets several deployments share one Redis.
+        #[serde(default = "default_key_prefix")]
+        key_prefix: String,
+        /// Connection pool size.
+        #[serde(default = "default_redis_pool")]
+        pool_size: usize,
+    },
+    /// A SQLite file (embedded default; one machine).
+    Sqlite {
+        /// Database file; may be the resource store's file.
+        path: PathBuf,
+    },
 }
 
 /// The resource store backend.
 #[derive(Debug, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum ResourceSettings {
-    /// PostgreSQL.
+    /// PostgreSQL (production).
     Postgres {
         /// `postgres://user:pass@host:port/db`; secret because of the password.
         url: SecretString,
         /// Connection pool size.
         #[serde(default = "default_pg_pool")]
         pool_size: usize,
+    },
+    /// A SQLite file (embedded default).
+    Sqlite {
+        /// Database file.
+        path: PathBuf,
     },
 }
 
@@ -131,6 +146,17 @@ pub struct TelemetrySettings {
     pub format: String,
 }
 
+fn default_key_prefix() -> String {
+    "fhir-bulk".into()
+}
+
+fn default_redis_pool() -> usize {
+    16
+}
+
+/// Where the embedded backends keep their files unless configured otherwise.
+pub const DEFAULT_DATA_DIR: &str = "fhir-bulk-data";
+
 fn default_pg_pool() -> usize {
     8
 }
@@ -144,15 +170,10 @@ impl Default for Settings {
         Settings {
             server: ServerSettings::default(),
             auth: AuthSettings::default(),
-            redis: RedisSettings::default(),
-            resources: ResourceSettings::Postgres {
-                url: SecretString::from("postgres://postgres@127.0.0.1:5432/postgres"),
-                pool_size: default_pg_pool(),
-            },
-            content: ContentSettings::Kubo {
-                api_url: "http://127.0.0.1:5001".into(),
-                timeout_secs: default_kubo_timeout(),
-            },
+            // Embedded backends by default: one file and one directory, no servers.
+            queue: QueueSettings::Sqlite { path: PathBuf::from(DEFAULT_DATA_DIR).join("fhir-bulk.db") },
+            resources: ResourceSettings::Sqlite { path: PathBuf::from(DEFAULT_DATA_DIR).join("fhir-bulk.db") },
+            content: ContentSettings::Local { dir: PathBuf::from(DEFAULT_DATA_DIR).join("blobs") },
             worker: WorkerSettings::default(),
             telemetry: TelemetrySettings::default(),
         }
@@ -162,16 +183,6 @@ impl Default for Settings {
 impl Default for ServerSettings {
     fn default() -> Self {
         ServerSettings { listen: "127.0.0.1:3000".into(), public_base_url: "http://localhost:3000".into() }
-    }
-}
-
-impl Default for RedisSettings {
-    fn default() -> Self {
-        RedisSettings {
-            url: SecretString::from("redis://127.0.0.1:6379/"),
-            key_prefix: "fhir-bulk".into(),
-            pool_size: 16,
-        }
     }
 }
 
@@ -265,12 +276,14 @@ mod tests {
                 ("BULK__WORKER__PAGE_SIZE", "50"),
                 ("BULK__CONTENT__KIND", "local"),
                 ("BULK__CONTENT__DIR", "/tmp/blobs"),
-                ("BULK__REDIS__KEY_PREFIX", "t1"),
+                ("BULK__QUEUE__KIND", "redis"),
+                ("BULK__QUEUE__URL", "redis://127.0.0.1:7000/"),
+                ("BULK__QUEUE__KEY_PREFIX", "t1"),
             ]),
         )
         .expect("loads");
         assert_eq!(s.worker.page_size, 50);
-        assert_eq!(s.redis.key_prefix, "t1");
+        assert!(matches!(s.queue, QueueSettings::Redis { ref key_prefix, .. } if key_prefix == "t1"));
         assert!(matches!(s.content, ContentSettings::Local { ref dir } if dir.to_str() == Some("/tmp/blobs")));
     }
 
@@ -278,7 +291,11 @@ mod tests {
     fn secrets_are_redacted_from_debug_output() {
         let s = Settings::load_from(
             None,
-            env(&[("BULK__AUTH__HS256_SECRET", "hunter2hunter2"), ("BULK__REDIS__URL", "redis://:pw0rd@h:1/")]),
+            env(&[
+                ("BULK__AUTH__HS256_SECRET", "hunter2hunter2"),
+                ("BULK__QUEUE__KIND", "redis"),
+                ("BULK__QUEUE__URL", "redis://:pw0rd@h:1/"),
+            ]),
         )
         .expect("loads");
         let dbg = format!("{s:?}");
@@ -287,6 +304,14 @@ mod tests {
             s.auth.hs256_secret.as_ref().map(|x| x.expose_secret().to_owned()).as_deref(),
             Some("hunter2hunter2")
         );
+    }
+
+    #[test]
+    fn the_defaults_are_the_embedded_backends() {
+        let s = Settings::load_from(None, env(&[])).expect("loads");
+        assert!(matches!(s.queue, QueueSettings::Sqlite { .. }));
+        assert!(matches!(s.resources, ResourceSettings::Sqlite { .. }));
+        assert!(matches!(s.content, ContentSettings::Local { .. }));
     }
 
     #[test]

@@ -31,6 +31,11 @@ impl Keys {
         format!("{}:job:{id}", self.tag)
     }
 
+    /// The set of jobs whose manifest lists the file `cid`.
+    pub fn file(&self, cid: &str) -> String {
+        format!("{}:file:{cid}", self.tag)
+    }
+
     /// The prefix of record keys, for scripts that derive a record key from an id.
     pub fn job_prefix(&self) -> String {
         format!("{}:job:", self.tag)

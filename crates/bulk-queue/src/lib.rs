@@ -4,9 +4,13 @@ mod error;
 mod keys;
 mod queue;
 mod record;
+mod redis_queue;
 mod scripts;
+mod sqlite;
 
 pub use error::QueueError;
 pub use keys::Keys;
-pub use queue::{Claimed, JobQueue, QueueConfig};
+pub use queue::{open, JobQueue, Progress, QueueConfig};
 pub use record::JobRecord;
+pub use redis_queue::RedisQueue;
+pub use sqlite::SqliteQueue;

@@ -44,7 +44,7 @@ impl JobRecord {
         }
     }
 
-    pub(crate) fn from_hash(id: JobId, mut h: HashMap<String, String>) -> Result<Self, QueueError> {
+    pub(crate) fn from_fields(id: JobId, mut h: HashMap<String, String>) -> Result<Self, QueueError> {
         let status = h
             .get("status")
             .and_then(|s| JobStatus::parse(s))

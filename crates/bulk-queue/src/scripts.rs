@@ -11,6 +11,7 @@ pub(crate) struct Scripts {
     pub claim: Script,
     pub heartbeat: Script,
     pub finish: Script,
+    pub complete: Script,
     pub cancel: Script,
     pub reap: Script,
 }
@@ -20,6 +21,7 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     claim: Script::new(include_str!("lua/claim.lua")),
     heartbeat: Script::new(include_str!("lua/heartbeat.lua")),
     finish: Script::new(include_str!("lua/finish.lua")),
+    complete: Script::new(include_str!("lua/complete.lua")),
     cancel: Script::new(include_str!("lua/cancel.lua")),
     reap: Script::new(include_str!("lua/reap.lua")),
 });

@@ -6,6 +6,7 @@ mod load;
 mod migrations;
 mod postgres;
 mod seed;
+mod sqlite;
 mod store;
 
 pub use compartment::{compartment_of, Compartment};
@@ -13,4 +14,5 @@ pub use error::ResourceError;
 pub use load::{load_files, load_lines, LineError, LoadReport};
 pub use postgres::PostgresStore;
 pub use seed::{seed, SeedSpec};
+pub use sqlite::SqliteStore;
 pub use store::{open, NewResource, PatientFilter, ResourceQuery, ResourceStore, StoredResource};

@@ -17,3 +17,19 @@ pub(crate) const POSTGRES: &[(i32, &str)] = &[(
     CREATE INDEX resources_by_patient ON resources (resource_type, patient_id, id);
     "#,
 )];
+
+/// `(user_version, SQL)` for SQLite, applied in order in one transaction.
+pub(crate) const SQLITE: &[(i32, &str)] = &[(
+    1,
+    r#"
+    CREATE TABLE resources (
+        resource_type TEXT NOT NULL,
+        id            TEXT NOT NULL,
+        patient_id    TEXT,
+        last_updated  INTEGER NOT NULL, -- microseconds since the epoch
+        resource      TEXT NOT NULL,
+        PRIMARY KEY (resource_type, id)
+    ) WITHOUT ROWID;
+    CREATE INDEX resources_by_patient ON resources (resource_type, patient_id, id);
+    "#,
+)];

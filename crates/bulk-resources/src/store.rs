@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use bulk_core::settings::ResourceSettings;
 use time::OffsetDateTime;
 
-use crate::{PostgresStore, ResourceError};
+use crate::{PostgresStore, ResourceError, SqliteStore};
 
 /// A resource to write.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -87,6 +87,7 @@ pub trait ResourceStore: Send + Sync {
 pub async fn open(settings: &ResourceSettings) -> Result<Arc<dyn ResourceStore>, ResourceError> {
     let store: Arc<dyn ResourceStore> = match settings {
         ResourceSettings::Postgres { url, pool_size } => Arc::new(PostgresStore::connect(url, *pool_size)?),
+        ResourceSettings::Sqlite { path } => Arc::new(SqliteStore::open(path).await?),
     };
     store.migrate().await?;
     Ok(store)

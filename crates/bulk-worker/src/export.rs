@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use bulk_core::{ExportLevel, JobId, Manifest, OutputFile};
-use bulk_queue::JobRecord;
+use bulk_queue::{JobRecord, Progress};
 use bulk_resources::{PatientFilter, ResourceQuery};
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
@@ -30,7 +30,7 @@ impl Worker {
             let result = self.export(&record, &lost).await;
             heartbeat.abort();
             match result {
-                Ok(manifest) => match self.queue.complete(&record.id, &self.id, &manifest).await {
+                Ok(manifest) => match self.queue.complete(&record.id, &self.id, &manifest, &cids_of(&manifest)).await {
                     Ok(true) => tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, files = manifest.output.len(), "export completed"),
                     Ok(false) => {
                         tracing::info!("export finished after it was cancelled; discarding its files");
@@ -54,13 +54,13 @@ impl Worker {
     /// Renews the lease every `heartbeat_interval`; cancels `lost` when the
     /// job is no longer ours.
     fn spawn_heartbeat(&self, id: JobId, lost: CancellationToken) -> tokio::task::JoinHandle<()> {
-        let queue = self.queue.clone();
+        let queue = Arc::clone(&self.queue);
         let worker = self.id.clone();
         let every = self.config.heartbeat_interval;
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
-                match queue.heartbeat(&id, &worker, &[]).await {
+                match queue.heartbeat(&id, &worker, &Progress::default()).await {
                     Ok(true) => {}
                     Ok(false) => {
                         lost.cancel();
@@ -101,11 +101,9 @@ impl Worker {
             );
         }
         let total: u64 = counts.iter().sum();
-        self.progress(
-            record.id,
-            &[("transaction_time", transaction_time.clone()), ("total", total.to_string()), ("processed", "0".into())],
-        )
-        .await?;
+        let started =
+            Progress { transaction_time: Some(transaction_time.clone()), total: Some(total), processed: Some(0) };
+        self.progress(record.id, &started).await?;
 
         let mut output = Vec::new();
         let mut processed = 0u64;
@@ -161,7 +159,7 @@ impl Worker {
             let full = n == u64::from(self.config.page_size);
             file.write_page(page.iter().map(|r| r.json.as_str())).await.map_err(content_err)?;
             *processed += n;
-            if let Err(e) = self.progress(id, &[("processed", processed.to_string())]).await {
+            if let Err(e) = self.progress(id, &Progress { processed: Some(*processed), ..Default::default() }).await {
                 file.abort();
                 return Err(e);
             }
@@ -189,8 +187,8 @@ impl Worker {
     }
 
     /// Records progress (renewing the lease); `LostLease` when the job was cancelled or reassigned.
-    async fn progress(&self, id: JobId, fields: &[(&str, String)]) -> Result<(), JobError> {
-        if self.queue.heartbeat(&id, &self.id, fields).await? {
+    async fn progress(&self, id: JobId, progress: &Progress) -> Result<(), JobError> {
+        if self.queue.heartbeat(&id, &self.id, progress).await? {
             Ok(())
         } else {
             Err(JobError::LostLease)
@@ -210,6 +208,11 @@ impl Worker {
 fn truncate_to_ms(t: OffsetDateTime) -> OffsetDateTime {
     let t = t.to_offset(time::UtcOffset::UTC);
     t.replace_nanosecond(u32::from(t.millisecond()) * 1_000_000).unwrap_or(t)
+}
+
+/// The CIDs of a manifest's files.
+fn cids_of(m: &Manifest) -> Vec<String> {
+    m.output.iter().filter_map(|f| f.url.strip_prefix("ipfs://")).map(str::to_owned).collect()
 }
 
 /// A FHIR `instant` in UTC (RFC 3339).

@@ -1,7 +1,7 @@
 //! `bulk-worker`: processes export jobs until SIGTERM/SIGINT.
 
 use bulk_core::settings::Settings;
-use bulk_queue::{JobQueue, QueueConfig};
+use bulk_queue::QueueConfig;
 use bulk_worker::{Worker, WorkerConfig};
 use tokio_util::sync::CancellationToken;
 
@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::load()?;
     bulk_core::telemetry::init(&settings.telemetry.format);
-    let queue = JobQueue::connect(&settings.redis, QueueConfig::from_settings(&settings.worker))?;
+    let queue = bulk_queue::open(&settings.queue, QueueConfig::from_settings(&settings.worker)).await?;
     let resources = bulk_resources::open(&settings.resources).await?;
     let content = bulk_content::open(&settings.content).await?;
     let worker = Worker::new(queue, resources, content, WorkerConfig::from_settings(&settings.worker));

@@ -6,6 +6,7 @@ use std::time::Duration;
 use bulk_content::ContentStore;
 use bulk_core::settings::WorkerSettings;
 use bulk_queue::JobQueue;
+
 use bulk_resources::ResourceStore;
 use tokio_util::sync::CancellationToken;
 
@@ -35,7 +36,7 @@ impl WorkerConfig {
 /// One worker: many may run against one queue, in one process or many.
 pub struct Worker {
     pub(crate) id: String,
-    pub(crate) queue: JobQueue,
+    pub(crate) queue: Arc<dyn JobQueue>,
     pub(crate) resources: Arc<dyn ResourceStore>,
     pub(crate) content: Arc<dyn ContentStore>,
     pub(crate) config: WorkerConfig,
@@ -44,7 +45,7 @@ pub struct Worker {
 impl Worker {
     /// A worker with a fresh, unique id.
     pub fn new(
-        queue: JobQueue,
+        queue: Arc<dyn JobQueue>,
         resources: Arc<dyn ResourceStore>,
         content: Arc<dyn ContentStore>,
         config: WorkerConfig,
@@ -94,10 +95,10 @@ impl Worker {
             Ok(n) => tracing::warn!(jobs = n, "re-queued jobs whose worker lease expired"),
             Err(e) => return Err(e),
         }
-        let Some(claimed) = self.queue.claim(&self.id).await? else {
+        let Some(record) = self.queue.claim(&self.id).await? else {
             return Ok(false);
         };
-        self.process(claimed.record).await;
+        self.process(record).await;
         Ok(true)
     }
 }

@@ -4,9 +4,8 @@ use serde_json::Value;
 
 use crate::helpers::*;
 
-#[tokio::test]
-async fn a_patient_users_export_contains_only_their_own_compartment() {
-    let app = TestApp::spawn().await;
+async fn a_patient_users_export_contains_only_their_own_compartment(mode: Mode) {
+    let app = TestApp::spawn_in(mode, &[]).await;
     app.seed(5, 2).await;
     let me = "seed-p0000003";
     let token = patient(me);
@@ -38,17 +37,15 @@ async fn a_patient_users_export_contains_only_their_own_compartment() {
     assert_eq!(total, 5);
 }
 
-#[tokio::test]
-async fn a_patient_user_may_not_start_a_system_export_and_nothing_is_enqueued() {
-    let app = TestApp::spawn().await;
+async fn a_patient_user_may_not_start_a_system_export_and_nothing_is_enqueued(mode: Mode) {
+    let app = TestApp::spawn_in(mode, &[]).await;
     let res = app.get("/fhir/r4/$export", Some(&patient("p1"))).await;
     assert_eq!(assert_outcome(res, 403, "forbidden").await, "Access denied");
     assert_eq!(app.queue.queue_len().await.expect("len"), 0);
 }
 
-#[tokio::test]
-async fn status_cancel_and_download_of_a_job_are_refused_to_other_users() {
-    let app = TestApp::spawn().await;
+async fn status_cancel_and_download_of_a_job_are_refused_to_other_users(mode: Mode) {
+    let app = TestApp::spawn_in(mode, &[]).await;
     app.seed(2, 1).await;
     let owner = patient("seed-p0000000");
     let status = app.kick_off("/fhir/r4/Patient/$export", &owner).await;
@@ -71,9 +68,8 @@ async fn status_cancel_and_download_of_a_job_are_refused_to_other_users() {
     assert_eq!(app.get(&status, Some(&owner)).await.status(), 200);
 }
 
-#[tokio::test]
-async fn an_unknown_or_malformed_job_id_is_the_usage_documents_not_found_outcome() {
-    let app = TestApp::spawn().await;
+async fn an_unknown_or_malformed_job_id_is_the_usage_documents_not_found_outcome(mode: Mode) {
+    let app = TestApp::spawn_in(mode, &[]).await;
     let token = admin();
     for id in [uuid::Uuid::new_v4().to_string(), "not-a-uuid".into(), "..%2F..%2Fetc".into()] {
         let res = app.get(&format!("/fhir/r4/$export-status/{id}"), Some(&token)).await;
@@ -88,9 +84,8 @@ async fn an_unknown_or_malformed_job_id_is_the_usage_documents_not_found_outcome
     }
 }
 
-#[tokio::test]
-async fn unsupported_types_and_parameters_are_400_outcomes_and_nothing_is_enqueued() {
-    let app = TestApp::spawn().await;
+async fn unsupported_types_and_parameters_are_400_outcomes_and_nothing_is_enqueued(mode: Mode) {
+    let app = TestApp::spawn_in(mode, &[]).await;
     let token = admin();
     for (query, code, names) in [
         ("_type=Observation", "invalid", "Observation"),
@@ -106,8 +101,16 @@ async fn unsupported_types_and_parameters_are_400_outcomes_and_nothing_is_enqueu
     assert_eq!(app.queue.queue_len().await.expect("len"), 0);
 }
 
-#[tokio::test]
-async fn an_unknown_route_is_a_404_outcome() {
-    let app = TestApp::spawn().await;
+async fn an_unknown_route_is_a_404_outcome(mode: Mode) {
+    let app = TestApp::spawn_in(mode, &[]).await;
     assert_outcome(app.get("/fhir/r4/Observation", Some(&admin())).await, 404, "not-found").await;
 }
+
+both_modes!(
+    a_patient_users_export_contains_only_their_own_compartment,
+    a_patient_user_may_not_start_a_system_export_and_nothing_is_enqueued,
+    status_cancel_and_download_of_a_job_are_refused_to_other_users,
+    an_unknown_or_malformed_job_id_is_the_usage_documents_not_found_outcome,
+    unsupported_types_and_parameters_are_400_outcomes_and_nothing_is_enqueued,
+    an_unknown_route_is_a_404_outcome,
+);

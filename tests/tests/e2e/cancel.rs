@@ -4,9 +4,8 @@ use bulk_core::JobStatus;
 
 use crate::helpers::*;
 
-#[tokio::test]
-async fn cancelling_a_queued_job_answers_204_then_404_and_no_worker_runs_it() {
-    let app = TestApp::spawn().await;
+async fn cancelling_a_queued_job_answers_204_then_404_and_no_worker_runs_it(mode: Mode) {
+    let app = TestApp::spawn_in(mode, &[]).await;
     app.seed(1, 1).await;
     let token = admin();
     let status = app.kick_off("/fhir/r4/$export", &token).await;
@@ -23,9 +22,8 @@ async fn cancelling_a_queued_job_answers_204_then_404_and_no_worker_runs_it() {
     assert_eq!(app.queue.queue_len().await.expect("len"), 0);
 }
 
-#[tokio::test]
-async fn cancelling_a_running_export_stops_the_worker_within_a_page() {
-    let app = TestApp::spawn_with(&[("BULK__WORKER__PAGE_SIZE", "5")]).await;
+async fn cancelling_a_running_export_stops_the_worker_within_a_page(mode: Mode) {
+    let app = TestApp::spawn_in(mode, &[("BULK__WORKER__PAGE_SIZE", "5")]).await;
     app.seed(400, 1).await;
     let token = admin();
     let status = app.kick_off("/fhir/r4/$export?_type=Patient,DocumentReference", &token).await;
@@ -47,9 +45,8 @@ async fn cancelling_a_running_export_stops_the_worker_within_a_page() {
     assert_outcome(app.get(&status, Some(&token)).await, 404, "not-found").await;
 }
 
-#[tokio::test]
-async fn discarding_a_completed_export_makes_its_status_and_files_404() {
-    let app = TestApp::spawn().await;
+async fn discarding_a_completed_export_makes_its_status_and_files_404(mode: Mode) {
+    let app = TestApp::spawn_in(mode, &[]).await;
     app.seed(1, 0).await;
     let token = admin();
     let status = app.kick_off("/fhir/r4/$export?_type=Patient", &token).await;
@@ -61,3 +58,9 @@ async fn discarding_a_completed_export_makes_its_status_and_files_404() {
     let file = format!("{}/{cid}", status.replace("$export-status", "$export-file"));
     assert_outcome(app.get(&file, Some(&token)).await, 404, "not-found").await;
 }
+
+both_modes!(
+    cancelling_a_queued_job_answers_204_then_404_and_no_worker_runs_it,
+    cancelling_a_running_export_stops_the_worker_within_a_page,
+    discarding_a_completed_export_makes_its_status_and_files_404,
+);

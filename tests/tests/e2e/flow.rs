@@ -19,9 +19,8 @@ async fn stored(app: &TestApp, ty: &str) -> BTreeMap<String, String> {
     page.into_iter().map(|r| (r.id, r.json)).collect()
 }
 
-#[tokio::test]
-async fn an_admin_export_runs_from_kick_off_to_files_fetched_back_from_ipfs() {
-    let app = TestApp::spawn().await;
+async fn an_admin_export_runs_from_kick_off_to_files_fetched_back_from_ipfs(mode: Mode) {
+    let app = TestApp::spawn_in(mode, &[]).await;
     app.seed(4, 3).await;
     let token = admin();
 
@@ -77,9 +76,8 @@ async fn an_admin_export_runs_from_kick_off_to_files_fetched_back_from_ipfs() {
     assert_eq!(output[1]["count"], 12);
 }
 
-#[tokio::test]
-async fn the_files_are_also_served_by_the_api_to_their_owner() {
-    let app = TestApp::spawn().await;
+async fn the_files_are_also_served_by_the_api_to_their_owner(mode: Mode) {
+    let app = TestApp::spawn_in(mode, &[]).await;
     app.seed(2, 1).await;
     let token = admin();
     let status = app.kick_off("/fhir/r4/$export?_type=Consent", &token).await;
@@ -104,9 +102,8 @@ async fn the_files_are_also_served_by_the_api_to_their_owner() {
         .await;
 }
 
-#[tokio::test]
-async fn type_filtering_exports_only_the_requested_types_and_no_entry_for_empty_types() {
-    let app = TestApp::spawn().await;
+async fn type_filtering_exports_only_the_requested_types_and_no_entry_for_empty_types(mode: Mode) {
+    let app = TestApp::spawn_in(mode, &[]).await;
     app.seed(3, 2).await;
     let token = admin();
     // Repeated and comma-separated forms combine.
@@ -122,7 +119,7 @@ async fn type_filtering_exports_only_the_requested_types_and_no_entry_for_empty_
     assert_eq!(summary, [("Consent".to_owned(), 3), ("Provenance".to_owned(), 3)]);
 
     // No resources of a requested type: no output entry at all.
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_in(mode, &[]).await;
     app.seed(0, 0).await;
     let status = app.kick_off("/fhir/r4/$export?_type=Patient", &token).await;
     app.run_worker().await;
@@ -130,9 +127,8 @@ async fn type_filtering_exports_only_the_requested_types_and_no_entry_for_empty_
     assert_eq!(manifest["output"], serde_json::json!([]));
 }
 
-#[tokio::test]
-async fn no_type_parameter_exports_all_four_supported_types() {
-    let app = TestApp::spawn().await;
+async fn no_type_parameter_exports_all_four_supported_types(mode: Mode) {
+    let app = TestApp::spawn_in(mode, &[]).await;
     app.seed(2, 2).await;
     let token = admin();
     let status = app.kick_off("/fhir/r4/$export", &token).await;
@@ -163,9 +159,8 @@ async fn a_job_whose_content_store_is_down_fails_with_an_outcome_naming_what_fai
     assert!(!diagnostics.contains("127.0.0.1"), "internals leaked: {diagnostics}");
 }
 
-#[tokio::test]
-async fn a_resource_written_after_the_transaction_time_is_not_in_the_export() {
-    let app = TestApp::spawn().await;
+async fn a_resource_written_after_the_transaction_time_is_not_in_the_export(mode: Mode) {
+    let app = TestApp::spawn_in(mode, &[]).await;
     app.seed(300, 0).await;
     let token = admin();
     let status = app.kick_off("/fhir/r4/$export?_type=Patient", &token).await;
@@ -194,4 +189,34 @@ async fn a_resource_written_after_the_transaction_time_is_not_in_the_export() {
     let m2 = app.manifest(&next, &token).await;
     assert_eq!(m2["output"][0]["count"], 301);
     assert!(m2["transactionTime"].as_str() > manifest["transactionTime"].as_str());
+}
+
+both_modes!(
+    an_admin_export_runs_from_kick_off_to_files_fetched_back_from_ipfs,
+    the_files_are_also_served_by_the_api_to_their_owner,
+    type_filtering_exports_only_the_requested_types_and_no_entry_for_empty_types,
+    no_type_parameter_exports_all_four_supported_types,
+    a_resource_written_after_the_transaction_time_is_not_in_the_export,
+);
+
+#[tokio::test]
+async fn both_modes_export_the_same_data_to_byte_identical_files_with_identical_cids() {
+    let mut manifests = Vec::new();
+    for mode in [Mode::Production, Mode::Embedded] {
+        let app = TestApp::spawn_in(mode, &[]).await;
+        assert_eq!(app.mode, mode);
+        app.seed(6, 2).await;
+        let status = app.kick_off("/fhir/r4/$export", &admin()).await;
+        app.run_worker().await;
+        let manifest = app.manifest(&status, &admin()).await;
+        for item in manifest["output"].as_array().expect("output") {
+            // The CID in the manifest is the CID of the bytes served.
+            let bytes = app.fetch_ipfs(item["url"].as_str().expect("url")).await;
+            let mut cid = bulk_content::CidBuilder::new();
+            cid.update(&bytes);
+            assert_eq!(format!("ipfs://{}", cid.finish()), item["url"]);
+        }
+        manifests.push(manifest["output"].clone());
+    }
+    assert_eq!(manifests[0], manifests[1]);
 }

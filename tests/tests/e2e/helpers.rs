@@ -12,6 +12,7 @@ use bulk_testkit::{TestDb, TestServices};
 use bulk_worker::{Worker, WorkerConfig};
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
+use std::path::PathBuf;
 use tokio_util::sync::CancellationToken;
 
 /// Shared secret of test tokens.
@@ -19,17 +20,62 @@ pub const SECRET: &str = "test-secret-0123456789abcdef0123456789";
 /// What the API believes its public URL is (it sits "behind a proxy").
 pub const PUBLIC_BASE: &str = "https://bulk.example.org";
 
+/// Which backends a test runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Redis, PostgreSQL and the IPFS node `make test` started.
+    Production,
+    /// SQLite and the local content-addressed store, in a temporary directory.
+    Embedded,
+}
+
+/// Runs the scenario `async fn NAME(mode: Mode)` once per mode, as tests `NAME::production` and `NAME::embedded`.
+macro_rules! both_modes {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn production() {
+                super::$name($crate::helpers::Mode::Production).await
+            }
+            #[tokio::test]
+            async fn embedded() {
+                super::$name($crate::helpers::Mode::Embedded).await
+            }
+        }
+    )*};
+}
+pub(crate) use both_modes;
+
+/// A temporary directory, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("fhir-bulk-test-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        std::fs::remove_dir_all(&self.0).ok();
+    }
+}
+
 /// One API server and its backends, in a namespace of its own.
 pub struct TestApp {
     /// Where the server really listens.
     pub address: String,
     pub client: reqwest::Client,
-    pub queue: JobQueue,
+    pub mode: Mode,
+    pub queue: Arc<dyn JobQueue>,
     pub resources: Arc<dyn ResourceStore>,
     pub content: Arc<dyn ContentStore>,
     pub settings: Settings,
     shutdown: CancellationToken,
-    _db: TestDb,
+    _db: Option<TestDb>,
+    _dir: Option<TempDir>,
 }
 
 impl Drop for TestApp {
@@ -38,37 +84,66 @@ impl Drop for TestApp {
     }
 }
 
-/// Settings for a test: real services, a fresh database and key prefix, plus `extra` `BULK__*` pairs.
-pub fn test_settings(services: &TestServices, db_url: &str, extra: &[(&str, &str)]) -> Settings {
+/// Settings for a test: `backends` pairs naming its own namespace, plus `extra` `BULK__*` pairs.
+pub fn test_settings(backends: Vec<(String, String)>, extra: &[(&str, &str)]) -> Settings {
     let mut env: Vec<(String, String)> = vec![
         ("BULK__SERVER__LISTEN".into(), "127.0.0.1:0".into()),
         ("BULK__SERVER__PUBLIC_BASE_URL".into(), PUBLIC_BASE.into()),
         ("BULK__AUTH__HS256_SECRET".into(), SECRET.into()),
-        ("BULK__REDIS__URL".into(), services.redis_url.clone()),
-        ("BULK__REDIS__KEY_PREFIX".into(), services.unique_prefix()),
-        ("BULK__RESOURCES__KIND".into(), "postgres".into()),
-        ("BULK__RESOURCES__URL".into(), db_url.into()),
-        ("BULK__RESOURCES__POOL_SIZE".into(), "4".into()),
-        ("BULK__CONTENT__KIND".into(), "kubo".into()),
-        ("BULK__CONTENT__API_URL".into(), services.ipfs_url.clone()),
         ("BULK__WORKER__PAGE_SIZE".into(), "7".into()),
     ];
+    env.extend(backends);
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     Settings::load_from(None, env).expect("test settings load")
 }
 
 impl TestApp {
-    /// An app with default test settings.
+    /// A production-mode app with default test settings.
     pub async fn spawn() -> TestApp {
-        Self::spawn_with(&[]).await
+        Self::spawn_in(Mode::Production, &[]).await
     }
 
-    /// An app with extra `BULK__*` settings.
+    /// A production-mode app with extra `BULK__*` settings.
     pub async fn spawn_with(extra: &[(&str, &str)]) -> TestApp {
-        let services = TestServices::from_env();
-        let db = TestDb::create(&services.postgres_url).await;
-        let settings = test_settings(&services, &db.url, extra);
-        let queue = JobQueue::connect(&settings.redis, QueueConfig::from_settings(&settings.worker)).expect("queue");
+        Self::spawn_in(Mode::Production, extra).await
+    }
+
+    /// An app on `mode`'s backends with extra `BULK__*` settings.
+    pub async fn spawn_in(mode: Mode, extra: &[(&str, &str)]) -> TestApp {
+        let pair = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+        let (backends, db, dir) = match mode {
+            Mode::Production => {
+                let services = TestServices::from_env();
+                let db = TestDb::create(&services.postgres_url).await;
+                let backends = vec![
+                    pair("BULK__QUEUE__KIND", "redis"),
+                    pair("BULK__QUEUE__URL", &services.redis_url),
+                    pair("BULK__QUEUE__KEY_PREFIX", &services.unique_prefix()),
+                    pair("BULK__RESOURCES__KIND", "postgres"),
+                    pair("BULK__RESOURCES__URL", &db.url),
+                    pair("BULK__RESOURCES__POOL_SIZE", "4"),
+                    pair("BULK__CONTENT__KIND", "kubo"),
+                    pair("BULK__CONTENT__API_URL", &services.ipfs_url),
+                ];
+                (backends, Some(db), None)
+            }
+            Mode::Embedded => {
+                let dir = TempDir::new();
+                let db = dir.0.join("fhir-bulk.db").display().to_string();
+                let backends = vec![
+                    pair("BULK__QUEUE__KIND", "sqlite"),
+                    pair("BULK__QUEUE__PATH", &db),
+                    pair("BULK__RESOURCES__KIND", "sqlite"),
+                    pair("BULK__RESOURCES__PATH", &db),
+                    pair("BULK__CONTENT__KIND", "local"),
+                    pair("BULK__CONTENT__DIR", &dir.0.join("blobs").display().to_string()),
+                ];
+                (backends, None, Some(dir))
+            }
+        };
+        let settings = test_settings(backends, extra);
+        let queue =
+            bulk_queue::open(&settings.queue, QueueConfig::from_settings(&settings.worker)).await.expect("queue");
         let resources = bulk_resources::open(&settings.resources).await.expect("resource store");
         let content = bulk_content::open(&settings.content).await.expect("content store");
         let verifier = Arc::new(Verifier::from_settings(&settings.auth).expect("verifier"));
@@ -83,7 +158,7 @@ impl TestApp {
         let shutdown = CancellationToken::new();
         tokio::spawn(app.run_until_stopped(shutdown.clone()));
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-        TestApp { address, client, queue, resources, content, settings, shutdown, _db: db }
+        TestApp { address, client, mode, queue, resources, content, settings, shutdown, _db: db, _dir: dir }
     }
 
     /// Seeds `patients` synthetic patients with `docs` documents each.

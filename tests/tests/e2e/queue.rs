@@ -15,30 +15,28 @@ fn request() -> ExportRequest {
     }
 }
 
-#[tokio::test]
-async fn every_job_record_carries_a_ttl_and_a_finished_one_lives_24_hours() {
-    let app = TestApp::spawn().await;
+async fn every_job_record_carries_a_ttl_and_a_finished_one_lives_24_hours(mode: Mode) {
+    let app = TestApp::spawn_in(mode, &[]).await;
     app.seed(1, 0).await;
     let token = admin();
     let status = app.kick_off("/fhir/r4/$export?_type=Patient", &token).await;
     let id: JobId = status.rsplit('/').next().expect("id").parse().expect("id");
-    let queued_ttl = app.queue.record_ttl(&id).await.expect("ttl");
-    assert!(queued_ttl > 0, "queued record has no TTL: {queued_ttl}");
+    let queued_ttl = app.queue.record_ttl(&id).await.expect("ttl").expect("record");
+    assert!(queued_ttl > 24 * 3600, "queued record TTL {queued_ttl}");
 
     app.run_worker().await;
-    let ttl = app.queue.record_ttl(&id).await.expect("ttl");
+    let ttl = app.queue.record_ttl(&id).await.expect("ttl").expect("record");
     assert!((24 * 3600 - 60..=24 * 3600).contains(&ttl), "completed record TTL {ttl}");
 
     let cancelled = app.kick_off("/fhir/r4/$export?_type=Patient", &token).await;
     app.delete(&cancelled, &token).await;
     let cid: JobId = cancelled.rsplit('/').next().expect("id").parse().expect("id");
-    let ttl = app.queue.record_ttl(&cid).await.expect("ttl");
+    let ttl = app.queue.record_ttl(&cid).await.expect("ttl").expect("record");
     assert!((24 * 3600 - 60..=24 * 3600).contains(&ttl), "cancelled record TTL {ttl}");
 }
 
-#[tokio::test]
-async fn the_record_ttl_is_configurable_and_an_expired_job_is_not_found() {
-    let app = TestApp::spawn_with(&[("BULK__WORKER__RECORD_TTL_SECS", "1")]).await;
+async fn the_record_ttl_is_configurable_and_an_expired_job_is_not_found(mode: Mode) {
+    let app = TestApp::spawn_in(mode, &[("BULK__WORKER__RECORD_TTL_SECS", "1")]).await;
     app.seed(1, 0).await;
     let token = admin();
     let status = app.kick_off("/fhir/r4/$export?_type=Patient", &token).await;
@@ -48,29 +46,27 @@ async fn the_record_ttl_is_configurable_and_an_expired_job_is_not_found() {
     assert_outcome(app.get(&status, Some(&token)).await, 404, "not-found").await;
 }
 
-#[tokio::test]
-async fn a_job_whose_worker_lease_expired_is_requeued_and_claimed_again() {
-    let app = TestApp::spawn_with(&[("BULK__WORKER__LEASE_SECS", "3")]).await;
+async fn a_job_whose_worker_lease_expired_is_requeued_and_claimed_again(mode: Mode) {
+    let app = TestApp::spawn_in(mode, &[("BULK__WORKER__LEASE_SECS", "3")]).await;
     let id = JobId::new();
     app.queue.enqueue(id, "u", &request()).await.expect("enqueue");
     let first = app.queue.claim("dead-worker").await.expect("claim").expect("a job");
-    assert_eq!(first.record.id, id);
-    assert_eq!(app.queue.claim("w2").await.expect("claim").map(|c| c.record.id), None);
+    assert_eq!(first.id, id);
+    assert_eq!(app.queue.claim("w2").await.expect("claim").map(|c| c.id), None);
 
     // The dead worker never renews; after the lease the reaper gives it back.
     tokio::time::sleep(Duration::from_millis(3100)).await;
     assert_eq!(app.queue.reap_expired_leases().await.expect("reap"), 1);
     let again = app.queue.claim("w2").await.expect("claim").expect("requeued");
-    assert_eq!(again.record.attempts, 2);
-    assert_eq!(again.record.worker.as_deref(), Some("w2"));
+    assert_eq!(again.attempts, 2);
+    assert_eq!(again.worker.as_deref(), Some("w2"));
     // The dead worker's late writes are refused.
-    assert!(!app.queue.heartbeat(&id, "dead-worker", &[]).await.expect("hb"));
+    assert!(!app.queue.heartbeat(&id, "dead-worker", &bulk_queue::Progress::default()).await.expect("hb"));
     assert_eq!(app.queue.get(&id).await.expect("get").expect("rec").status, JobStatus::Running);
 }
 
-#[tokio::test]
-async fn a_job_that_keeps_losing_its_lease_fails_after_max_attempts() {
-    let app = TestApp::spawn_with(&[("BULK__WORKER__LEASE_SECS", "3"), ("BULK__WORKER__MAX_ATTEMPTS", "1")]).await;
+async fn a_job_that_keeps_losing_its_lease_fails_after_max_attempts(mode: Mode) {
+    let app = TestApp::spawn_in(mode, &[("BULK__WORKER__LEASE_SECS", "3"), ("BULK__WORKER__MAX_ATTEMPTS", "1")]).await;
     let id = JobId::new();
     app.queue.enqueue(id, "u", &request()).await.expect("enqueue");
     app.queue.claim("dead").await.expect("claim").expect("job");
@@ -79,5 +75,12 @@ async fn a_job_that_keeps_losing_its_lease_fails_after_max_attempts() {
     let record = app.queue.get(&id).await.expect("get").expect("record");
     assert_eq!(record.status, JobStatus::Failed);
     assert!(record.error.is_some());
-    assert!(app.queue.record_ttl(&id).await.expect("ttl") > 0);
+    assert!(app.queue.record_ttl(&id).await.expect("ttl").is_some_and(|t| t > 0));
 }
+
+both_modes!(
+    every_job_record_carries_a_ttl_and_a_finished_one_lives_24_hours,
+    the_record_ttl_is_configurable_and_an_expired_job_is_not_found,
+    a_job_whose_worker_lease_expired_is_requeued_and_claimed_again,
+    a_job_that_keeps_losing_its_lease_fails_after_max_attempts,
+);

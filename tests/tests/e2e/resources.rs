@@ -14,9 +14,8 @@ fn query(ty: &str, patients: PatientFilter) -> ResourceQuery {
     }
 }
 
-#[tokio::test]
-async fn loading_ndjson_reports_bad_lines_by_file_and_number_and_loads_the_rest() {
-    let app = TestApp::spawn().await;
+async fn loading_ndjson_reports_bad_lines_by_file_and_number_and_loads_the_rest(mode: Mode) {
+    let app = TestApp::spawn_in(mode, &[]).await;
     let dir = std::env::temp_dir().join(format!("load-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).expect("dir");
     let path = dir.join("Mixed.ndjson");
@@ -45,9 +44,8 @@ async fn loading_ndjson_reports_bad_lines_by_file_and_number_and_loads_the_rest(
     std::fs::remove_dir_all(dir).ok();
 }
 
-#[tokio::test]
-async fn gzipped_files_load_and_provenance_follows_its_targets_into_the_compartment() {
-    let app = TestApp::spawn().await;
+async fn gzipped_files_load_and_provenance_follows_its_targets_into_the_compartment(mode: Mode) {
+    let app = TestApp::spawn_in(mode, &[]).await;
     let dir = std::env::temp_dir().join(format!("load-{}", uuid::Uuid::new_v4()));
     std::fs::create_dir_all(&dir).expect("dir");
     let gz = |name: &str, body: &str| {
@@ -72,9 +70,8 @@ async fn gzipped_files_load_and_provenance_follows_its_targets_into_the_compartm
     std::fs::remove_dir_all(dir).ok();
 }
 
-#[tokio::test]
-async fn keyset_pages_cover_every_matching_resource_once_in_id_order() {
-    let app = TestApp::spawn().await;
+async fn keyset_pages_cover_every_matching_resource_once_in_id_order(mode: Mode) {
+    let app = TestApp::spawn_in(mode, &[]).await;
     app.seed(23, 0).await;
     let q = query("Patient", PatientFilter::AnyPatient);
     let mut after: Option<String> = None;
@@ -94,3 +91,9 @@ async fn keyset_pages_cover_every_matching_resource_once_in_id_order() {
     assert_eq!(ids.len(), 23);
     assert_eq!(app.resources.count(&q).await.expect("count"), 23);
 }
+
+both_modes!(
+    loading_ndjson_reports_bad_lines_by_file_and_number_and_loads_the_rest,
+    gzipped_files_load_and_provenance_follows_its_targets_into_the_compartment,
+    keyset_pages_cover_every_matching_resource_once_in_id_order,
+);

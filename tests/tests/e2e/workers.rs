@@ -4,9 +4,8 @@ use std::collections::HashSet;
 
 use crate::helpers::*;
 
-#[tokio::test]
-async fn two_workers_sharing_one_queue_do_every_job_exactly_once() {
-    let app = TestApp::spawn().await;
+async fn two_workers_sharing_one_queue_do_every_job_exactly_once(mode: Mode) {
+    let app = TestApp::spawn_in(mode, &[]).await;
     app.seed(3, 1).await;
     let token = admin();
     let mut statuses = Vec::new();
@@ -27,3 +26,5 @@ async fn two_workers_sharing_one_queue_do_every_job_exactly_once() {
         assert_eq!(manifest["output"].as_array().map(Vec::len), Some(4));
     }
 }
+
+both_modes!(two_workers_sharing_one_queue_do_every_job_exactly_once,);

@@ -1,7 +1,7 @@
--- End a running job: completed (with manifest) or failed (with outcome).
+-- Fail a running job with the OperationOutcome that says why.
 -- KEYS[1] job record   KEYS[2] leases zset
--- ARGV[1] job id   ARGV[2] worker id   ARGV[3] final status
--- ARGV[4] record TTL (s)   ARGV[5..] field, value pairs (manifest or error, finished_at)
+-- ARGV[1] job id   ARGV[2] worker id   ARGV[3] final status (failed)
+-- ARGV[4] record TTL (s)   ARGV[5..] field, value pairs (error, finished_at)
 -- Returns 1, or 0 when the job is no longer this worker's (nothing written).
 if redis.call('HGET', KEYS[1], 'status') ~= 'in_progress'
    or redis.call('HGET', KEYS[1], 'worker') ~= ARGV[2] then

@@ -1,0 +1,236 @@
+//! The production queue: Redis lists and hashes, one Lua script per transition.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bulk_core::{ExportRequest, IssueCode, JobId, Manifest, OperationOutcome};
+use deadpool_redis::{Pool, Runtime};
+use redis::AsyncCommands;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::queue::now_ms;
+use crate::scripts::SCRIPTS;
+use crate::{JobQueue, JobRecord, Keys, Progress, QueueConfig, QueueError};
+
+/// The queue in Redis; cheap to clone (a pool inside).
+#[derive(Clone)]
+pub struct RedisQueue {
+    pool: Pool,
+    keys: Keys,
+    config: QueueConfig,
+}
+
+impl RedisQueue {
+    /// Builds the pool. Connects lazily: Redis need not be up yet.
+    pub fn connect(
+        url: &SecretString,
+        key_prefix: &str,
+        pool_size: usize,
+        config: QueueConfig,
+    ) -> Result<Self, QueueError> {
+        let mut cfg = deadpool_redis::Config::from_url(url.expose_secret());
+        cfg.pool = Some(deadpool_redis::PoolConfig {
+            max_size: pool_size.max(1),
+            timeouts: deadpool_redis::Timeouts {
+                wait: Some(Duration::from_secs(5)),
+                create: Some(Duration::from_secs(3)),
+                recycle: Some(Duration::from_secs(3)),
+            },
+            ..Default::default()
+        });
+        let pool = cfg.create_pool(Some(Runtime::Tokio1)).map_err(|e| QueueError::Unavailable(e.to_string()))?;
+        Ok(RedisQueue { pool, keys: Keys::new(key_prefix), config })
+    }
+
+    /// The key names this queue uses.
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    async fn conn(&self) -> Result<deadpool_redis::Connection, QueueError> {
+        Ok(self.pool.get().await?)
+    }
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Result<String, QueueError> {
+    serde_json::to_string(v).map_err(|e| QueueError::Corrupt(e.to_string()))
+}
+
+#[async_trait]
+impl JobQueue for RedisQueue {
+    fn config(&self) -> &QueueConfig {
+        &self.config
+    }
+
+    async fn enqueue(&self, id: JobId, owner: &str, request: &ExportRequest) -> Result<(), QueueError> {
+        let request = to_json(request)?;
+        let mut conn = self.conn().await?;
+        let created: i64 = SCRIPTS
+            .enqueue
+            .key(self.keys.job(&id))
+            .key(self.keys.queue())
+            .arg(id.to_string())
+            .arg(self.config.active_ttl.as_secs())
+            .arg("owner")
+            .arg(owner)
+            .arg("request")
+            .arg(request)
+            .arg("created_at")
+            .arg(now_ms())
+            .invoke_async(&mut conn)
+            .await?;
+        if created == 1 {
+            Ok(())
+        } else {
+            Err(QueueError::Corrupt(format!("job {id} already exists")))
+        }
+    }
+
+    async fn get(&self, id: &JobId) -> Result<Option<JobRecord>, QueueError> {
+        let mut conn = self.conn().await?;
+        let h: HashMap<String, String> = conn.hgetall(self.keys.job(id)).await?;
+        if h.is_empty() {
+            return Ok(None);
+        }
+        JobRecord::from_fields(*id, h).map(Some)
+    }
+
+    async fn cancel(&self, id: &JobId) -> Result<bool, QueueError> {
+        let mut conn = self.conn().await?;
+        let n: i64 = SCRIPTS
+            .cancel
+            .key(self.keys.job(id))
+            .key(self.keys.leases())
+            .key(self.keys.queue())
+            .arg(id.to_string())
+            .arg(self.config.record_ttl.as_secs())
+            .arg(now_ms())
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(n == 1)
+    }
+
+    async fn claim(&self, worker: &str) -> Result<Option<JobRecord>, QueueError> {
+        let mut conn = self.conn().await?;
+        let now = now_ms();
+        let id: Option<String> = SCRIPTS
+            .claim
+            .key(self.keys.queue())
+            .key(self.keys.leases())
+            .arg(self.keys.job_prefix())
+            .arg(worker)
+            .arg(now)
+            .arg(now + self.config.lease.as_millis() as u64)
+            .arg(self.config.active_ttl.as_secs())
+            .invoke_async(&mut conn)
+            .await?;
+        let Some(id) = id else { return Ok(None) };
+        let id: JobId = id.parse().map_err(|_| QueueError::Corrupt(format!("bad job id on queue: {id:?}")))?;
+        self.get(&id).await
+    }
+
+    async fn heartbeat(&self, id: &JobId, worker: &str, progress: &Progress) -> Result<bool, QueueError> {
+        let mut conn = self.conn().await?;
+        let mut inv = SCRIPTS.heartbeat.key(self.keys.job(id));
+        inv.key(self.keys.leases())
+            .arg(id.to_string())
+            .arg(worker)
+            .arg(now_ms() + self.config.lease.as_millis() as u64);
+        if let Some(t) = &progress.transaction_time {
+            inv.arg("transaction_time").arg(t);
+        }
+        if let Some(n) = progress.total {
+            inv.arg("total").arg(n);
+        }
+        if let Some(n) = progress.processed {
+            inv.arg("processed").arg(n);
+        }
+        let ok: i64 = inv.invoke_async(&mut conn).await?;
+        Ok(ok == 1)
+    }
+
+    async fn complete(
+        &self,
+        id: &JobId,
+        worker: &str,
+        manifest: &Manifest,
+        cids: &[String],
+    ) -> Result<bool, QueueError> {
+        let mut conn = self.conn().await?;
+        let mut inv = SCRIPTS.complete.key(self.keys.job(id));
+        inv.key(self.keys.leases());
+        for cid in cids {
+            inv.key(self.keys.file(cid));
+        }
+        inv.arg(id.to_string()).arg(worker).arg(self.config.record_ttl.as_secs()).arg(to_json(manifest)?).arg(now_ms());
+        let ok: i64 = inv.invoke_async(&mut conn).await?;
+        Ok(ok == 1)
+    }
+
+    async fn fail(&self, id: &JobId, worker: &str, outcome: &OperationOutcome) -> Result<bool, QueueError> {
+        let mut conn = self.conn().await?;
+        let ok: i64 = SCRIPTS
+            .finish
+            .key(self.keys.job(id))
+            .key(self.keys.leases())
+            .arg(id.to_string())
+            .arg(worker)
+            .arg("failed")
+            .arg(self.config.record_ttl.as_secs())
+            .arg("finished_at")
+            .arg(now_ms())
+            .arg("error")
+            .arg(to_json(outcome)?)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(ok == 1)
+    }
+
+    async fn reap_expired_leases(&self) -> Result<u64, QueueError> {
+        let outcome = OperationOutcome::error(
+            IssueCode::Exception,
+            format!("Export abandoned after {} attempts", self.config.max_attempts),
+        );
+        let mut conn = self.conn().await?;
+        let n: u64 = SCRIPTS
+            .reap
+            .key(self.keys.leases())
+            .key(self.keys.queue())
+            .arg(self.keys.job_prefix())
+            .arg(now_ms())
+            .arg(self.config.max_attempts)
+            .arg(self.config.record_ttl.as_secs())
+            .arg(to_json(&outcome)?)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(n)
+    }
+
+    async fn jobs_with_file(&self, cid: &str) -> Result<Vec<JobId>, QueueError> {
+        let mut conn = self.conn().await?;
+        let ids: Vec<String> = conn.smembers(self.keys.file(cid)).await?;
+        Ok(ids.iter().filter_map(|i| i.parse().ok()).collect())
+    }
+
+    async fn queue_len(&self) -> Result<u64, QueueError> {
+        let mut conn = self.conn().await?;
+        Ok(conn.llen(self.keys.queue()).await?)
+    }
+
+    async fn record_ttl(&self, id: &JobId) -> Result<Option<u64>, QueueError> {
+        let mut conn = self.conn().await?;
+        let ttl: i64 = conn.ttl(self.keys.job(id)).await?;
+        match ttl {
+            -2 => Ok(None),
+            -1 => Err(QueueError::Corrupt(format!("job {id} has no TTL"))),
+            t => Ok(Some(t as u64)),
+        }
+    }
+
+    async fn health_check(&self) -> Result<(), QueueError> {
+        let mut conn = self.conn().await?;
+        let _: String = redis::cmd("PING").query_async(&mut conn).await?;
+        Ok(())
+    }
+}
