@@ -8,6 +8,7 @@ mod auth;
 mod cancel;
 mod content;
 mod flow;
+mod gateway;
 mod queue;
 mod resources;
 mod workers;

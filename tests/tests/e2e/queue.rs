@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use bulk_core::{ExportLevel, ExportRequest, JobId, JobStatus, ResourceType};
+use bulk_queue::JobQueue;
 
 use crate::helpers::*;
 
@@ -84,3 +85,32 @@ both_modes!(
     a_job_whose_worker_lease_expired_is_requeued_and_claimed_again,
     a_job_that_keeps_losing_its_lease_fails_after_max_attempts,
 );
+
+#[tokio::test]
+async fn embedded_jobs_and_records_survive_a_restart_and_a_running_job_runs_again() {
+    let dir = TempDir::new();
+    let path = dir.0.join("q.db");
+    let config = bulk_queue::QueueConfig {
+        record_ttl: Duration::from_secs(3600),
+        active_ttl: Duration::from_secs(7200),
+        lease: Duration::from_secs(1),
+        max_attempts: 3,
+    };
+    let (queued, running) = (JobId::new(), JobId::new());
+    {
+        let q = bulk_queue::SqliteQueue::open(&path, config.clone()).await.expect("open");
+        q.enqueue(running, "u", &request()).await.expect("enqueue");
+        q.enqueue(queued, "u", &request()).await.expect("enqueue");
+        assert_eq!(q.claim("process-that-dies").await.expect("claim").map(|r| r.id), Some(running));
+    }
+    // "Restart": a new process opens the same file.
+    let q = bulk_queue::SqliteQueue::open(&path, config).await.expect("reopen");
+    assert_eq!(q.get(&queued).await.expect("get").map(|r| r.status), Some(JobStatus::Queued));
+    assert_eq!(q.get(&running).await.expect("get").map(|r| r.status), Some(JobStatus::Running));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(q.reap_expired_leases().await.expect("reap"), 1);
+    // The interrupted job goes first: it was queued first.
+    let next = q.claim("new-process").await.expect("claim").expect("job");
+    assert_eq!((next.id, next.attempts), (running, 2));
+    assert_eq!(q.claim("new-process").await.expect("claim").map(|r| r.id), Some(queued));
+}

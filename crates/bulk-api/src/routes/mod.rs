@@ -19,6 +19,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             .route("/$export-status/{id}", web::delete().to(status::cancel))
             .route("/$export-file/{id}/{cid}", web::get().to(files::download)),
     )
+    .route("/ipfs/{cid}", web::get().to(files::gateway))
     .route("/healthz", web::get().to(health::live))
     .route("/readyz", web::get().to(health::ready))
     .default_service(web::to(not_found));
