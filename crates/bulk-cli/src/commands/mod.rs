@@ -1,0 +1,71 @@
+//! The command line: one file per subcommand.
+
+mod load;
+mod seed;
+mod token;
+
+use std::process::ExitCode;
+
+use bulk_core::settings::Settings;
+use clap::{Parser, Subcommand};
+
+/// `fhir-bulk`: load data into, and mint development tokens for, a fhir-bulk deployment.
+#[derive(Debug, Parser)]
+#[command(
+    name = "fhir-bulk",
+    version,
+    about = "Operator tool for fhir-bulk, a FHIR R4 Bulk Data $export service",
+    after_help = "\
+Settings come from built-in defaults, then the TOML file named by BULK_CONFIG,
+then BULK__SECTION__KEY environment variables (e.g. BULK__RESOURCES__KIND=postgres
+BULK__RESOURCES__URL=postgres://...). Logs go to stderr (RUST_LOG, default warn).
+
+Exit status: 0 success; 1 error; 2 `load` rejected some lines (the rest loaded)."
+)]
+pub(crate) struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Load FHIR NDJSON files into the resource store.
+    Load(load::LoadArgs),
+    /// Write deterministic synthetic patients into the resource store.
+    Seed(seed::SeedArgs),
+    /// Print a signed HS256 bearer token (development and demos only).
+    ///
+    /// The token is a JWT signed with HS256 and the configured shared secret,
+    /// auth.hs256_secret (BULK__AUTH__HS256_SECRET).
+    ///
+    /// For development and demos only: whoever holds the shared secret can mint a
+    /// token for any user, patient or admin. In production, tokens come from your
+    /// identity provider, signed with its private key, and the services are given
+    /// only its public key (auth.public_key_pem or auth.public_key_file).
+    Token(token::TokenArgs),
+}
+
+impl Command {
+    /// Runs the subcommand; `Err` means exit status 1.
+    pub(crate) async fn run(self, settings: &Settings) -> anyhow::Result<ExitCode> {
+        match self {
+            Command::Load(args) => load::run(args, settings).await,
+            Command::Seed(args) => seed::run(args, settings).await,
+            Command::Token(args) => token::run(&args, settings),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}
