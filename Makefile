@@ -1,10 +1,11 @@
 # Thin wrappers over the scripts and cargo commands CI runs (see README.md).
 # `make test` is what .ci/run runs.
 
-.PHONY: help run test bench lint fmt build release
+.PHONY: help run run-split test bench lint fmt build release
 
 help:
-	@echo "make run      local Redis, PostgreSQL, IPFS, bulk-api and a worker with demo data (Ctrl-C stops)"
+	@echo "make run      the whole service in one process on embedded backends, demo data (Ctrl-C stops)"
+	@echo "make run-split  the split binaries against their own Redis, PostgreSQL and IPFS"
 	@echo "make test     the whole test suite against its own Redis, PostgreSQL and IPFS (as CI)"
 	@echo "make bench    benchmarks (not yet implemented)"
 	@echo "make lint     rustfmt check and clippy, warnings denied"
@@ -13,6 +14,9 @@ help:
 	@echo "make release  release build of the workspace"
 
 run:
+	cargo run --release --locked -p bulk-cli -- dev
+
+run-split:
 	scripts/run-dev.sh
 
 test:

@@ -6,7 +6,7 @@ mod routes;
 mod startup;
 mod state;
 
-pub use auth::{Claims, Verifier};
+pub use auth::{AuthConfigError, Claims, Verifier};
 pub use error::ApiError;
 pub use startup::Application;
 pub use state::AppState;

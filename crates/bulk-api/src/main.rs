@@ -1,9 +1,7 @@
 //! `bulk-api`: the HTTP API. Settings from defaults, `BULK_CONFIG` and `BULK__*`.
 
-use std::sync::Arc;
-
 use anyhow::Context;
-use bulk_api::{AppState, Application, Verifier};
+use bulk_api::{AppState, Application};
 use bulk_core::settings::Settings;
 use bulk_queue::QueueConfig;
 use tokio_util::sync::CancellationToken;
@@ -14,8 +12,7 @@ async fn main() -> anyhow::Result<()> {
     bulk_core::telemetry::init(&settings.telemetry.format);
     let queue = bulk_queue::open(&settings.queue, QueueConfig::from_settings(&settings.worker)).await?;
     let content = bulk_content::open(&settings.content).await?;
-    let verifier = Arc::new(Verifier::from_settings(&settings.auth)?);
-    let state = AppState { queue, content, verifier, public_base_url: settings.server.public_base_url.clone() };
+    let state = AppState::new(&settings, queue, content)?;
     let app = Application::build(&settings.server.listen, state).context("binding the API listener")?;
     tracing::info!(port = app.port(), public_base_url = %settings.server.public_base_url, "bulk-api listening");
     let shutdown = CancellationToken::new();

@@ -21,6 +21,21 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// State for an API on `settings`, sharing the given queue and content store
+    /// (an all-in-one process hands the same ones to its workers).
+    pub fn new(
+        settings: &bulk_core::settings::Settings,
+        queue: Arc<dyn JobQueue>,
+        content: Arc<dyn ContentStore>,
+    ) -> Result<Self, crate::auth::AuthConfigError> {
+        Ok(AppState {
+            queue,
+            content,
+            verifier: Arc::new(Verifier::from_settings(&settings.auth)?),
+            public_base_url: settings.server.public_base_url.clone(),
+        })
+    }
+
     /// The absolute status URL of a job.
     pub fn status_url(&self, id: &bulk_core::JobId) -> String {
         format!("{}/fhir/r4/$export-status/{id}", self.public_base_url)

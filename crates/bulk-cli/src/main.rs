@@ -32,7 +32,11 @@ async fn main() -> ExitCode {
             return ExitCode::from(FAILURE);
         }
     };
-    logging::init(&settings.telemetry.format);
+    if cli.command.is_server() {
+        bulk_core::telemetry::init(&settings.telemetry.format);
+    } else {
+        logging::init(&settings.telemetry.format);
+    }
     match cli.command.run(&settings).await {
         Ok(code) => code,
         Err(e) => {

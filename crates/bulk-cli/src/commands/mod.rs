@@ -1,7 +1,10 @@
 //! The command line: one file per subcommand.
 
+mod cid;
+mod dev;
 mod load;
 mod seed;
+mod serve;
 mod token;
 
 use std::process::ExitCode;
@@ -9,7 +12,7 @@ use std::process::ExitCode;
 use bulk_core::settings::Settings;
 use clap::{Parser, Subcommand};
 
-/// `fhir-bulk`: load data into, and mint development tokens for, a fhir-bulk deployment.
+/// `fhir-bulk`: run the service in one process, load data, mint development tokens.
 #[derive(Debug, Parser)]
 #[command(
     name = "fhir-bulk",
@@ -45,15 +48,30 @@ pub(crate) enum Command {
     /// identity provider, signed with its private key, and the services are given
     /// only its public key (auth.public_key_pem or auth.public_key_file).
     Token(token::TokenArgs),
+    /// Run the API and workers in one process on the configured backends.
+    Serve(serve::ServeArgs),
+    /// Run the whole service on embedded backends with demo data and a development key (`make run`).
+    Dev(dev::DevArgs),
+    /// Print the CID Kubo would give each file (CIDv0, 256 KiB chunks), computed locally.
+    Cid(cid::CidArgs),
 }
 
 impl Command {
+    /// Long-running commands log at `info` to stdout like the other binaries;
+    /// the rest log warnings to stderr so their stdout is only their result.
+    pub(crate) fn is_server(&self) -> bool {
+        matches!(self, Command::Serve(_) | Command::Dev(_))
+    }
+
     /// Runs the subcommand; `Err` means exit status 1.
     pub(crate) async fn run(self, settings: &Settings) -> anyhow::Result<ExitCode> {
         match self {
             Command::Load(args) => load::run(args, settings).await,
             Command::Seed(args) => seed::run(args, settings).await,
             Command::Token(args) => token::run(&args, settings),
+            Command::Serve(args) => serve::run(args, settings).await,
+            Command::Dev(args) => dev::run(args).await,
+            Command::Cid(args) => cid::run(args).await,
         }
     }
 }

@@ -85,6 +85,27 @@ pub(crate) fn run(args: &TokenArgs, settings: &Settings) -> anyhow::Result<ExitC
     Ok(ExitCode::SUCCESS)
 }
 
+/// A token for `sub` with `role` (and `patient`), valid for `ttl_secs`; what `dev` prints.
+pub(crate) fn mint(
+    auth: &AuthSettings,
+    sub: &str,
+    role: Role,
+    patient: Option<&str>,
+    ttl_secs: u64,
+) -> anyhow::Result<String> {
+    let now = u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp()).context("clock before 1970")?;
+    let claims = TokenClaims {
+        sub: sub.to_owned(),
+        role,
+        patient: patient.map(str::to_owned),
+        iat: now,
+        exp: now.checked_add(ttl_secs).context("ttl too large")?,
+        iss: auth.issuer.clone(),
+        aud: auth.audience.clone(),
+    };
+    sign(&claims, auth)
+}
+
 /// The claims for `args` at `now` (seconds since the epoch).
 fn build_claims(args: &TokenArgs, auth: &AuthSettings, now: u64) -> anyhow::Result<TokenClaims> {
     // The API refuses an empty subject; better to say so here than mint a dud.
