@@ -2,7 +2,8 @@
 # Body of `make test`: starts our own Redis, PostgreSQL and IPFS node on free
 # loopback ports (scripts/test-services.sh), runs the workspace's tests
 # against them, and stops and removes them afterwards. Arguments are passed
-# on to `cargo test`. Works from any directory.
+# on to `cargo test`. Then validates the Kubernetes manifests and the
+# Dockerfile (scripts/validate-manifests.sh). Works from any directory.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -21,4 +22,6 @@ source "$DIR/env"
 
 status=0
 cargo test --workspace --locked "$@" || status=$?
+# The deployment files are part of what ships: validate them offline too.
+scripts/validate-manifests.sh || status=1
 exit "$status"

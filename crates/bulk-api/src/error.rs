@@ -34,6 +34,9 @@ pub enum ApiError {
     /// Unsupported parameter or feature.
     #[error("{0}")]
     NotSupported(String),
+    /// The request conflicts with the job's state.
+    #[error("{0}")]
+    Conflict(String),
     /// A backend is unreachable; retry later.
     #[error("Service temporarily unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -56,6 +59,7 @@ impl ApiError {
             }
             ApiError::Invalid(_) => (StatusCode::BAD_REQUEST, IssueCode::Invalid),
             ApiError::NotSupported(_) => (StatusCode::BAD_REQUEST, IssueCode::NotSupported),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, IssueCode::Conflict),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, IssueCode::Transient),
             ApiError::JobFailed(_) | ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, IssueCode::Exception),
         }

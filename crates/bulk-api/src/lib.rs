@@ -2,6 +2,7 @@
 
 mod auth;
 mod error;
+mod observe;
 mod routes;
 mod startup;
 mod state;

@@ -28,6 +28,7 @@ impl Application {
                         ApiError::Invalid(format!("Malformed query: {e}")).into()
                     }))
                     .configure(routes::configure)
+                    .wrap(actix_web::middleware::from_fn(crate::observe::observe))
             })
             .shutdown_timeout(30)
             .disable_signals()

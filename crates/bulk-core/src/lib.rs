@@ -2,6 +2,7 @@
 
 mod job;
 mod manifest;
+pub mod metrics;
 mod outcome;
 mod request;
 mod resource_type;

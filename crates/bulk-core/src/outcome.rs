@@ -16,6 +16,8 @@ pub enum IssueCode {
     Forbidden,
     /// No such job or file.
     NotFound,
+    /// The request conflicts with the current state.
+    Conflict,
     /// Too many requests.
     Throttled,
     /// A temporary failure; retry later.

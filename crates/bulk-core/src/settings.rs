@@ -136,6 +136,12 @@ pub struct WorkerSettings {
     pub lease_secs: u64,
     /// Claims after which a job whose lease keeps expiring is failed rather than re-queued.
     pub max_attempts: u32,
+    /// On SIGTERM a worker stops claiming and gives its running export this
+    /// long to finish; then it gives the job back to the queue at once.
+    /// Kubernetes' `terminationGracePeriodSeconds` must be longer.
+    pub drain_secs: u64,
+    /// Where `bulk-worker` serves `/healthz`, `/readyz` and `/metrics`; empty to disable.
+    pub admin_listen: String,
 }
 
 /// Log format.
@@ -195,6 +201,8 @@ impl Default for WorkerSettings {
             active_record_ttl_secs: 7 * 24 * 3600,
             lease_secs: 30,
             max_attempts: 5,
+            drain_secs: 60,
+            admin_listen: "127.0.0.1:9090".into(),
         }
     }
 }

@@ -26,6 +26,16 @@ impl Keys {
         format!("{}:leases", self.tag)
     }
 
+    /// Every job id by creation time (ms), for operators' listings.
+    pub fn jobs(&self) -> String {
+        format!("{}:jobs", self.tag)
+    }
+
+    /// Failed job ids by failure time (ms): the dead letters.
+    pub fn dead(&self) -> String {
+        format!("{}:dead", self.tag)
+    }
+
     /// One job's record.
     pub fn job(&self, id: &JobId) -> String {
         format!("{}:job:{id}", self.tag)
@@ -50,7 +60,7 @@ mod tests {
     fn all_keys_share_one_cluster_hash_tag() {
         let k = Keys::new("t1");
         let id = JobId::new();
-        for key in [k.queue(), k.leases(), k.job(&id)] {
+        for key in [k.queue(), k.leases(), k.job(&id), k.jobs(), k.dead(), k.file("Qm")] {
             assert!(key.starts_with("{t1}:"), "{key}");
         }
         assert!(k.job(&id).starts_with(&k.job_prefix()));

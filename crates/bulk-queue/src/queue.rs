@@ -45,6 +45,24 @@ pub struct Progress {
     pub processed: Option<u64>,
 }
 
+/// Which jobs an operator lists.
+#[derive(Clone, Debug, Default)]
+pub struct JobFilter {
+    /// Only jobs in this state.
+    pub status: Option<bulk_core::JobStatus>,
+    /// Only jobs of this owner (`sub`).
+    pub owner: Option<String>,
+}
+
+/// What a reaper pass did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reaped {
+    /// Jobs whose lease expired and that went back on the queue.
+    pub requeued: u64,
+    /// Jobs whose lease expired once too often, now failed (dead-lettered).
+    pub failed: u64,
+}
+
 /// Jobs and their records. Every transition is atomic; a record always has an
 /// expiry (the active TTL while queued or running, the record TTL once finished).
 #[async_trait]
@@ -84,7 +102,18 @@ pub trait JobQueue: Send + Sync {
 
     /// Returns jobs with expired leases to the queue (or fails them when out of
     /// attempts). Safe to run from every worker at once.
-    async fn reap_expired_leases(&self) -> Result<u64, QueueError>;
+    async fn reap_expired_leases(&self) -> Result<Reaped, QueueError>;
+
+    /// A worker gives its running job back (on shutdown): queued again at once.
+    /// `false` when it was no longer this worker's.
+    async fn release(&self, id: &JobId, worker: &str) -> Result<bool, QueueError>;
+
+    /// The most recent jobs matching `filter`, newest first, at most `limit`.
+    async fn list(&self, filter: &JobFilter, limit: usize) -> Result<Vec<JobRecord>, QueueError>;
+
+    /// Puts a failed (dead-lettered) job back on the queue with fresh attempts.
+    /// `false` when the job is not failed.
+    async fn requeue(&self, id: &JobId) -> Result<bool, QueueError>;
 
     /// The jobs whose manifest lists the file `cid`.
     async fn jobs_with_file(&self, cid: &str) -> Result<Vec<JobId>, QueueError>;

@@ -44,6 +44,24 @@ impl JobRecord {
         }
     }
 
+    /// What operators see of a job (admin API and `fhir-bulk jobs`): no manifest.
+    pub fn summary(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.id.to_string(),
+            "status": self.status.as_str(),
+            "owner": self.owner,
+            "request": self.request.request_url,
+            "types": self.request.types.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
+            "attempts": self.attempts,
+            "worker": self.worker,
+            "progress": self.progress(),
+            "processed": self.processed,
+            "total": self.total,
+            "transactionTime": self.transaction_time,
+            "error": self.error,
+        })
+    }
+
     pub(crate) fn from_fields(id: JobId, mut h: HashMap<String, String>) -> Result<Self, QueueError> {
         let status = h
             .get("status")

@@ -11,7 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::queue::now_ms;
 use crate::scripts::SCRIPTS;
-use crate::{JobQueue, JobRecord, Keys, Progress, QueueConfig, QueueError};
+use crate::{JobFilter, JobQueue, JobRecord, Keys, Progress, QueueConfig, QueueError, Reaped};
 
 /// The queue in Redis; cheap to clone (a pool inside).
 #[derive(Clone)]
@@ -70,8 +70,10 @@ impl JobQueue for RedisQueue {
             .enqueue
             .key(self.keys.job(&id))
             .key(self.keys.queue())
+            .key(self.keys.jobs())
             .arg(id.to_string())
             .arg(self.config.active_ttl.as_secs())
+            .arg(now_ms())
             .arg("owner")
             .arg(owner)
             .arg("request")
@@ -174,10 +176,12 @@ impl JobQueue for RedisQueue {
             .finish
             .key(self.keys.job(id))
             .key(self.keys.leases())
+            .key(self.keys.dead())
             .arg(id.to_string())
             .arg(worker)
             .arg("failed")
             .arg(self.config.record_ttl.as_secs())
+            .arg(now_ms())
             .arg("finished_at")
             .arg(now_ms())
             .arg("error")
@@ -187,24 +191,90 @@ impl JobQueue for RedisQueue {
         Ok(ok == 1)
     }
 
-    async fn reap_expired_leases(&self) -> Result<u64, QueueError> {
+    async fn reap_expired_leases(&self) -> Result<Reaped, QueueError> {
         let outcome = OperationOutcome::error(
             IssueCode::Exception,
             format!("Export abandoned after {} attempts", self.config.max_attempts),
         );
         let mut conn = self.conn().await?;
-        let n: u64 = SCRIPTS
+        let now = now_ms();
+        let horizon = now.saturating_sub((self.config.active_ttl + self.config.record_ttl).as_millis() as u64);
+        let (requeued, failed): (u64, u64) = SCRIPTS
             .reap
             .key(self.keys.leases())
             .key(self.keys.queue())
+            .key(self.keys.dead())
+            .key(self.keys.jobs())
             .arg(self.keys.job_prefix())
-            .arg(now_ms())
+            .arg(now)
             .arg(self.config.max_attempts)
             .arg(self.config.record_ttl.as_secs())
             .arg(to_json(&outcome)?)
+            .arg(horizon)
             .invoke_async(&mut conn)
             .await?;
-        Ok(n)
+        Ok(Reaped { requeued, failed })
+    }
+
+    async fn release(&self, id: &JobId, worker: &str) -> Result<bool, QueueError> {
+        let mut conn = self.conn().await?;
+        let ok: i64 = SCRIPTS
+            .release
+            .key(self.keys.job(id))
+            .key(self.keys.leases())
+            .key(self.keys.queue())
+            .arg(id.to_string())
+            .arg(worker)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(ok == 1)
+    }
+
+    async fn list(&self, filter: &JobFilter, limit: usize) -> Result<Vec<JobRecord>, QueueError> {
+        let index =
+            if filter.status == Some(bulk_core::JobStatus::Failed) { self.keys.dead() } else { self.keys.jobs() };
+        let mut conn = self.conn().await?;
+        // Newest first; scan a bounded window of the index, skipping expired records.
+        let ids: Vec<String> = conn.zrevrange(&index, 0, 9999).await?;
+        let mut out = Vec::new();
+        for chunk in ids.chunks(200) {
+            let mut pipe = redis::pipe();
+            for id in chunk {
+                pipe.hgetall(format!("{}{id}", self.keys.job_prefix()));
+            }
+            let hashes: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
+            for (id, h) in chunk.iter().zip(hashes) {
+                let Ok(id) = id.parse::<JobId>() else { continue };
+                if h.is_empty() {
+                    continue;
+                }
+                let record = JobRecord::from_fields(id, h)?;
+                if filter.status.is_some_and(|s| s != record.status)
+                    || filter.owner.as_ref().is_some_and(|o| *o != record.owner)
+                {
+                    continue;
+                }
+                out.push(record);
+                if out.len() >= limit {
+                    return Ok(out);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn requeue(&self, id: &JobId) -> Result<bool, QueueError> {
+        let mut conn = self.conn().await?;
+        let ok: i64 = SCRIPTS
+            .requeue
+            .key(self.keys.job(id))
+            .key(self.keys.queue())
+            .key(self.keys.dead())
+            .arg(id.to_string())
+            .arg(self.config.active_ttl.as_secs())
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(ok == 1)
     }
 
     async fn jobs_with_file(&self, cid: &str) -> Result<Vec<JobId>, QueueError> {

@@ -14,6 +14,8 @@ pub(crate) struct Scripts {
     pub complete: Script,
     pub cancel: Script,
     pub reap: Script,
+    pub requeue: Script,
+    pub release: Script,
 }
 
 pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
@@ -24,4 +26,6 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     complete: Script::new(include_str!("lua/complete.lua")),
     cancel: Script::new(include_str!("lua/cancel.lua")),
     reap: Script::new(include_str!("lua/reap.lua")),
+    requeue: Script::new(include_str!("lua/requeue.lua")),
+    release: Script::new(include_str!("lua/release.lua")),
 });

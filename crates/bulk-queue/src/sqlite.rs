@@ -9,7 +9,7 @@ use bulk_core::{ExportRequest, IssueCode, JobId, Manifest, OperationOutcome};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::queue::now_ms;
-use crate::{JobQueue, JobRecord, Progress, QueueConfig, QueueError};
+use crate::{JobFilter, JobQueue, JobRecord, Progress, QueueConfig, QueueError, Reaped};
 
 /// Record columns read back into a `JobRecord`, in `SELECT` order.
 const COLUMNS: [&str; 10] =
@@ -276,7 +276,7 @@ impl JobQueue for SqliteQueue {
         .await
     }
 
-    async fn reap_expired_leases(&self) -> Result<u64, QueueError> {
+    async fn reap_expired_leases(&self) -> Result<Reaped, QueueError> {
         let outcome = to_json(&OperationOutcome::error(
             IssueCode::Exception,
             format!("Export abandoned after {} attempts", self.config.max_attempts),
@@ -305,7 +305,69 @@ impl JobQueue for SqliteQueue {
             tx.execute("DELETE FROM jobs WHERE expires_at <= ?1", params![now]).map_err(db_err)?;
             tx.execute("DELETE FROM job_files WHERE expires_at <= ?1", params![now]).map_err(db_err)?;
             tx.commit().map_err(db_err)?;
-            Ok((failed + requeued) as u64)
+            Ok(Reaped { requeued: requeued as u64, failed: failed as u64 })
+        })
+        .await
+    }
+
+    async fn release(&self, id: &JobId, worker: &str) -> Result<bool, QueueError> {
+        let (id, worker) = (*id, worker.to_owned());
+        self.with(move |conn| {
+            let n = conn
+                .execute(
+                    "UPDATE jobs SET status = 'queued', worker = NULL, lease_until = NULL
+                     WHERE id = ?1 AND worker = ?2 AND status = 'in_progress' AND expires_at > ?3",
+                    params![id.to_string(), worker, now_ms() as i64],
+                )
+                .map_err(db_err)?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn list(&self, filter: &JobFilter, limit: usize) -> Result<Vec<JobRecord>, QueueError> {
+        let (status, owner) = (filter.status.map(|s| s.as_str().to_owned()), filter.owner.clone());
+        self.with(move |conn| {
+            let now = now_ms();
+            let ids: Vec<String> = {
+                let mut stmt = conn
+                    .prepare_cached(
+                        "SELECT id FROM jobs WHERE expires_at > ?1 AND (?2 IS NULL OR status = ?2)
+                         AND (?3 IS NULL OR owner = ?3) ORDER BY seq DESC LIMIT ?4",
+                    )
+                    .map_err(db_err)?;
+                let rows = stmt
+                    .query_map(params![now as i64, status, owner, limit as i64], |r| r.get(0))
+                    .map_err(db_err)?
+                    .collect::<Result<Vec<String>, _>>()
+                    .map_err(db_err)?;
+                rows
+            };
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                let Ok(id) = id.parse::<JobId>() else { continue };
+                if let Some(r) = Self::read(conn, &id, now)? {
+                    out.push(r);
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn requeue(&self, id: &JobId) -> Result<bool, QueueError> {
+        let id = *id;
+        let ttl = self.config.active_ttl.as_millis() as i64;
+        self.with(move |conn| {
+            let now = now_ms() as i64;
+            let n = conn
+                .execute(
+                    "UPDATE jobs SET status = 'queued', attempts = 0, error = NULL, finished_at = NULL,
+                     expires_at = ?2 + ?3 WHERE id = ?1 AND status = 'failed' AND expires_at > ?2",
+                    params![id.to_string(), now, ttl],
+                )
+                .map_err(db_err)?;
+            Ok(n == 1)
         })
         .await
     }

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use bulk_core::metrics::metrics;
 use bulk_core::{ExportLevel, JobId, Manifest, OutputFile};
 use bulk_queue::{JobRecord, Progress};
 use bulk_resources::{PatientFilter, ResourceQuery};
@@ -25,13 +26,24 @@ impl Worker {
             tracing::info_span!("export", job.id = %record.id, job.attempt = record.attempts, worker.id = %self.id);
         async {
             let lost = CancellationToken::new();
-            let heartbeat = self.spawn_heartbeat(record.id, lost.clone());
+            // Aborted on drop too: a dropped export must not keep its lease alive.
+            let _heartbeat = AbortOnDrop(self.spawn_heartbeat(record.id, lost.clone()));
+            let _running = RunningGauge::start();
             let started = std::time::Instant::now();
             let result = self.export(&record, &lost).await;
-            heartbeat.abort();
             match result {
                 Ok(manifest) => match self.queue.complete(&record.id, &self.id, &manifest, &cids_of(&manifest)).await {
-                    Ok(true) => tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, files = manifest.output.len(), "export completed"),
+                    Ok(true) => {
+                        let m = metrics();
+                        m.export_duration.observe(started.elapsed().as_secs_f64());
+                        m.jobs_finished.with_label_values(&["completed"]).inc();
+                        tracing::info!(
+                            elapsed_ms = started.elapsed().as_millis() as u64,
+                            files = manifest.output.len(),
+                            resources = manifest.output.iter().map(|f| f.count).sum::<u64>(),
+                            "export completed"
+                        );
+                    }
                     Ok(false) => {
                         tracing::info!("export finished after it was cancelled; discarding its files");
                         self.unpin_all(&manifest.output).await;
@@ -41,8 +53,10 @@ impl Worker {
                 Err(JobError::LostLease) => tracing::info!("job cancelled or reassigned; stopped"),
                 Err(e) => {
                     tracing::error!(error = %e, retryable = e.is_retryable(), "export failed");
-                    if let Err(qe) = self.queue.fail(&record.id, &self.id, &e.to_outcome()).await {
-                        tracing::error!(error = %qe, "could not record the failure; the lease will expire and the job re-run");
+                    match self.queue.fail(&record.id, &self.id, &e.to_outcome()).await {
+                        Ok(true) => metrics().jobs_finished.with_label_values(&["failed"]).inc(),
+                        Ok(false) => {}
+                        Err(qe) => tracing::error!(error = %qe, "could not record the failure; the lease will expire and the job re-run"),
                     }
                 }
             }
@@ -168,6 +182,8 @@ impl Worker {
             }
         }
         let written = file.finish().await.map_err(content_err)?;
+        metrics().resources_exported.inc_by(written.lines);
+        metrics().bytes_exported.inc_by(written.stored.size);
         if written.lines == 0 {
             let _ = self.content.unpin(&written.stored.cid).await;
             return Ok(None);
@@ -208,6 +224,31 @@ impl Worker {
 fn truncate_to_ms(t: OffsetDateTime) -> OffsetDateTime {
     let t = t.to_offset(time::UtcOffset::UTC);
     t.replace_nanosecond(u32::from(t.millisecond()) * 1_000_000).unwrap_or(t)
+}
+
+/// Aborts a spawned task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Counts a running export in `jobs_running` for as long as it lives.
+struct RunningGauge;
+
+impl RunningGauge {
+    fn start() -> Self {
+        metrics().jobs_running.inc();
+        RunningGauge
+    }
+}
+
+impl Drop for RunningGauge {
+    fn drop(&mut self) {
+        metrics().jobs_running.dec();
+    }
 }
 
 /// The CIDs of a manifest's files.

@@ -4,9 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bulk_content::ContentStore;
+use bulk_core::metrics::metrics;
 use bulk_core::settings::WorkerSettings;
 use bulk_queue::JobQueue;
-
 use bulk_resources::ResourceStore;
 use tokio_util::sync::CancellationToken;
 
@@ -20,6 +20,9 @@ pub struct WorkerConfig {
     /// How often the lease is renewed: a third of the lease, so two missed
     /// renewals still leave the job with this worker.
     pub heartbeat_interval: Duration,
+    /// After shutdown is asked, how long a running export may go on before
+    /// the job is handed back to the queue.
+    pub drain: Duration,
 }
 
 impl WorkerConfig {
@@ -29,6 +32,7 @@ impl WorkerConfig {
             page_size: s.page_size,
             poll_interval: Duration::from_millis(s.poll_interval_ms.max(1)),
             heartbeat_interval: Duration::from_millis(s.lease_secs * 1000 / 3),
+            drain: Duration::from_secs(s.drain_secs),
         }
     }
 }
@@ -60,12 +64,13 @@ impl Worker {
         &self.id
     }
 
-    /// Processes jobs until `shutdown` is cancelled. A job in progress is
-    /// finished first.
+    /// Processes jobs until `shutdown` is cancelled. Then it claims nothing
+    /// more, and gives a running export `drain` to finish before handing the
+    /// job back to the queue.
     pub async fn run(&self, shutdown: CancellationToken) {
         tracing::info!(worker.id = %self.id, "worker started");
         while !shutdown.is_cancelled() {
-            match self.step().await {
+            match self.step(Some(&shutdown)).await {
                 Ok(true) => continue,
                 Ok(false) => {}
                 Err(e) => tracing::warn!(error = %e, "job queue unavailable; will retry"),
@@ -81,7 +86,7 @@ impl Worker {
     /// Processes jobs until none is queued; returns how many it processed.
     pub async fn run_until_empty(&self) -> Result<u32, bulk_queue::QueueError> {
         let mut n = 0;
-        while self.step().await? {
+        while self.step(None).await? {
             n += 1;
         }
         Ok(n)
@@ -89,16 +94,42 @@ impl Worker {
 
     /// Reaps expired leases, then claims and processes one job. `false` when
     /// there was none.
-    async fn step(&self) -> Result<bool, bulk_queue::QueueError> {
-        match self.queue.reap_expired_leases().await {
-            Ok(0) => {}
-            Ok(n) => tracing::warn!(jobs = n, "re-queued jobs whose worker lease expired"),
-            Err(e) => return Err(e),
+    async fn step(&self, shutdown: Option<&CancellationToken>) -> Result<bool, bulk_queue::QueueError> {
+        let reaped = self.queue.reap_expired_leases().await?;
+        if reaped.requeued + reaped.failed > 0 {
+            tracing::warn!(requeued = reaped.requeued, failed = reaped.failed, "worker leases expired");
+            let m = metrics();
+            m.lease_expiries.inc_by(reaped.requeued + reaped.failed);
+            m.job_retries.inc_by(reaped.requeued);
+            m.jobs_finished.with_label_values(&["failed"]).inc_by(reaped.failed);
         }
         let Some(record) = self.queue.claim(&self.id).await? else {
             return Ok(false);
         };
-        self.process(record).await;
+        let id = record.id;
+        let Some(shutdown) = shutdown else {
+            self.process(record).await;
+            return Ok(true);
+        };
+        // Boxed so that it can really be dropped before the job is handed back.
+        let mut job = Box::pin(self.process(record));
+        let deadline = async {
+            shutdown.cancelled().await;
+            tracing::info!(job.id = %id, drain_secs = self.config.drain.as_secs(), "shutting down: draining the running export");
+            tokio::time::sleep(self.config.drain).await;
+        };
+        tokio::select! {
+            _ = &mut job => {}
+            _ = deadline => {
+                // Dropping the export aborts its upload (nothing is pinned) and its heartbeat.
+                drop(job);
+                match self.queue.release(&id, &self.id).await {
+                    Ok(true) => tracing::warn!(job.id = %id, "drain deadline passed: job handed back to the queue"),
+                    Ok(false) => {}
+                    Err(e) => tracing::error!(error = %e, job.id = %id, "could not hand the job back; its lease will expire"),
+                }
+            }
+        }
         Ok(true)
     }
 }

@@ -9,6 +9,7 @@ mod cancel;
 mod content;
 mod flow;
 mod gateway;
+mod ops;
 mod queue;
 mod resources;
 mod workers;

@@ -57,7 +57,7 @@ async fn a_job_whose_worker_lease_expired_is_requeued_and_claimed_again(mode: Mo
 
     // The dead worker never renews; after the lease the reaper gives it back.
     tokio::time::sleep(Duration::from_millis(3100)).await;
-    assert_eq!(app.queue.reap_expired_leases().await.expect("reap"), 1);
+    assert_eq!(app.queue.reap_expired_leases().await.expect("reap").requeued, 1);
     let again = app.queue.claim("w2").await.expect("claim").expect("requeued");
     assert_eq!(again.attempts, 2);
     assert_eq!(again.worker.as_deref(), Some("w2"));
@@ -72,9 +72,12 @@ async fn a_job_that_keeps_losing_its_lease_fails_after_max_attempts(mode: Mode) 
     app.queue.enqueue(id, "u", &request()).await.expect("enqueue");
     app.queue.claim("dead").await.expect("claim").expect("job");
     tokio::time::sleep(Duration::from_millis(3100)).await;
-    app.queue.reap_expired_leases().await.expect("reap");
+    assert_eq!(app.queue.reap_expired_leases().await.expect("reap").failed, 1);
     let record = app.queue.get(&id).await.expect("get").expect("record");
     assert_eq!(record.status, JobStatus::Failed);
+    // It is a dead letter an operator can list.
+    let dead = app.queue.list(&bulk_queue::JobFilter { status: Some(JobStatus::Failed), owner: None }, 10).await;
+    assert_eq!(dead.expect("list").iter().map(|r| r.id).collect::<Vec<_>>(), [id]);
     assert!(record.error.is_some());
     assert!(app.queue.record_ttl(&id).await.expect("ttl").is_some_and(|t| t > 0));
 }
@@ -108,7 +111,7 @@ async fn embedded_jobs_and_records_survive_a_restart_and_a_running_job_runs_agai
     assert_eq!(q.get(&queued).await.expect("get").map(|r| r.status), Some(JobStatus::Queued));
     assert_eq!(q.get(&running).await.expect("get").map(|r| r.status), Some(JobStatus::Running));
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    assert_eq!(q.reap_expired_leases().await.expect("reap"), 1);
+    assert_eq!(q.reap_expired_leases().await.expect("reap").requeued, 1);
     // The interrupted job goes first: it was queued first.
     let next = q.claim("new-process").await.expect("claim").expect("job");
     assert_eq!((next.id, next.attempts), (running, 2));

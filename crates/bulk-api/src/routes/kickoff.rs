@@ -47,6 +47,7 @@ async fn kick_off(
     let request = ExportRequest::parse(level, &params, &who, request_url)?;
     let id = JobId::new();
     state.queue.enqueue(id, &who.subject, &request).await?;
+    bulk_core::metrics::metrics().jobs_enqueued.inc();
     tracing::info!(job.id = %id, user.id = %who.subject, types = ?request.types, "export enqueued");
     Ok(HttpResponse::Accepted().insert_header((header::CONTENT_LOCATION, state.status_url(&id))).finish())
 }

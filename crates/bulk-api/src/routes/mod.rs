@@ -1,8 +1,10 @@
 //! Route table: one file per resource.
 
+mod admin;
 mod files;
 mod health;
 mod kickoff;
+mod metrics;
 mod status;
 
 use actix_web::web;
@@ -19,7 +21,16 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             .route("/$export-status/{id}", web::delete().to(status::cancel))
             .route("/$export-file/{id}/{cid}", web::get().to(files::download)),
     )
+    .service(
+        web::scope("/admin")
+            .route("/jobs", web::get().to(admin::list))
+            .route("/jobs/{id}", web::get().to(admin::show))
+            .route("/jobs/{id}", web::delete().to(admin::cancel))
+            .route("/jobs/{id}/requeue", web::post().to(admin::requeue))
+            .route("/dead-letter", web::get().to(admin::dead_letter)),
+    )
     .route("/ipfs/{cid}", web::get().to(files::gateway))
+    .route("/metrics", web::get().to(metrics::render))
     .route("/healthz", web::get().to(health::live))
     .route("/readyz", web::get().to(health::ready))
     .default_service(web::to(not_found));

@@ -73,6 +73,7 @@ pub(crate) async fn cancel(
     if !state.queue.cancel(&record.id).await? {
         return Err(ApiError::JobNotFound);
     }
+    bulk_core::metrics::metrics().jobs_finished.with_label_values(&["cancelled"]).inc();
     tracing::info!(job.id = %record.id, user.id = %who.subject, "export cancelled");
     Ok(HttpResponse::NoContent().finish())
 }

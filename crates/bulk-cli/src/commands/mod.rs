@@ -2,6 +2,7 @@
 
 mod cid;
 mod dev;
+mod jobs;
 mod load;
 mod seed;
 mod serve;
@@ -52,6 +53,8 @@ pub(crate) enum Command {
     Serve(serve::ServeArgs),
     /// Run the whole service on embedded backends with demo data and a development key (`make run`).
     Dev(dev::DevArgs),
+    /// Operator commands on jobs: list, show, cancel, dead letters, re-queue.
+    Jobs(jobs::JobsArgs),
     /// Print the CID Kubo would give each file (CIDv0, 256 KiB chunks), computed locally.
     Cid(cid::CidArgs),
 }
@@ -72,6 +75,7 @@ impl Command {
             Command::Serve(args) => serve::run(args, settings).await,
             Command::Dev(args) => dev::run(args).await,
             Command::Cid(args) => cid::run(args).await,
+            Command::Jobs(args) => jobs::run(args, settings).await,
         }
     }
 }
