@@ -21,7 +21,11 @@ scripts/test-services.sh start "$DIR"
 source "$DIR/env"
 
 status=0
-cargo test --workspace --locked "$@" || status=$?
+log="$DIR/cargo-test.log"
+cargo test --workspace --locked "$@" 2>&1 | tee "$log" || status=$?
 # The deployment files are part of what ships: validate them offline too.
 scripts/validate-manifests.sh || status=1
+# cargo ends on the last crate's (often empty) doc-test summary; close on the totals.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed;?$/) p += $i; if ($(i+1) ~ /^failed;?$/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
 exit "$status"
