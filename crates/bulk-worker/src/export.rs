@@ -22,8 +22,7 @@ impl Worker {
     /// Runs one claimed job to its end: completed, failed, or (when the lease
     /// is lost) abandoned to whoever holds it now.
     pub(crate) async fn process(&self, record: JobRecord) {
-        let span =
-            tracing::info_span!("export", job.id = %record.id, job.attempt = record.attempts, worker.id = %self.id);
+        let span = tracing::info_span!("export", job.id = %record.id, job.attempt = record.attempts, user.id = %record.owner, worker.id = %self.id);
         async {
             let lost = CancellationToken::new();
             // Aborted on drop too: a dropped export must not keep its lease alive.
