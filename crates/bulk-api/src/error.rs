@@ -37,6 +37,9 @@ pub enum ApiError {
     /// The request conflicts with the job's state.
     #[error("{0}")]
     Conflict(String),
+    /// Well-formed but refused (an idempotency key reused for another request).
+    #[error("{0}")]
+    Unprocessable(String),
     /// A backend is unreachable; retry later.
     #[error("Service temporarily unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -60,6 +63,7 @@ impl ApiError {
             ApiError::Invalid(_) => (StatusCode::BAD_REQUEST, IssueCode::Invalid),
             ApiError::NotSupported(_) => (StatusCode::BAD_REQUEST, IssueCode::NotSupported),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, IssueCode::Conflict),
+            ApiError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, IssueCode::Conflict),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, IssueCode::Transient),
             ApiError::JobFailed(_) | ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, IssueCode::Exception),
         }

@@ -142,6 +142,13 @@ pub struct WorkerSettings {
     pub drain_secs: u64,
     /// Where `bulk-worker` serves `/healthz`, `/readyz` and `/metrics`; empty to disable.
     pub admin_listen: String,
+    /// Retries of a step that failed for a transient reason (a backend
+    /// unreachable or timing out) before the job fails.
+    pub retry_max: u32,
+    /// First retry delay in ms; doubles each retry, with full jitter.
+    pub retry_base_ms: u64,
+    /// Longest retry delay in ms.
+    pub retry_cap_ms: u64,
 }
 
 /// Log format.
@@ -203,6 +210,9 @@ impl Default for WorkerSettings {
             max_attempts: 5,
             drain_secs: 60,
             admin_listen: "127.0.0.1:9090".into(),
+            retry_max: 5,
+            retry_base_ms: 200,
+            retry_cap_ms: 10_000,
         }
     }
 }

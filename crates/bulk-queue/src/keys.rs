@@ -36,6 +36,12 @@ impl Keys {
         format!("{}:dead", self.tag)
     }
 
+    /// The job an (owner, `Idempotency-Key`) pair created. Hashed: the key is
+    /// client input, so it must not shape key names or their length.
+    pub fn idempotency(&self, owner: &str, key: &str) -> String {
+        format!("{}:idem:{}", self.tag, idempotency_hash(owner, key))
+    }
+
     /// One job's record.
     pub fn job(&self, id: &JobId) -> String {
         format!("{}:job:{id}", self.tag)
@@ -50,6 +56,16 @@ impl Keys {
     pub fn job_prefix(&self) -> String {
         format!("{}:job:", self.tag)
     }
+}
+
+/// SHA-256 of owner and key, hex: the same pair always maps to the same name.
+pub(crate) fn idempotency_hash(owner: &str, key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(owner.as_bytes());
+    h.update([0u8]);
+    h.update(key.as_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

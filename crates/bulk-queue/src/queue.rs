@@ -43,6 +43,9 @@ pub struct Progress {
     pub total: Option<u64>,
     /// Resources written so far.
     pub processed: Option<u64>,
+    /// The files completed so far (JSON array of manifest output items): a
+    /// re-run after a crash resumes after them.
+    pub checkpoint: Option<String>,
 }
 
 /// Which jobs an operator lists.
@@ -52,6 +55,17 @@ pub struct JobFilter {
     pub status: Option<bulk_core::JobStatus>,
     /// Only jobs of this owner (`sub`).
     pub owner: Option<String>,
+}
+
+/// What `enqueue` did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Enqueued {
+    /// A new job.
+    New(JobId),
+    /// The idempotency key already named this job, for the same request.
+    Existing(JobId),
+    /// The idempotency key already named this job, for another request.
+    KeyReused(JobId),
 }
 
 /// What a reaper pass did.
@@ -70,8 +84,15 @@ pub trait JobQueue: Send + Sync {
     /// The timing policy.
     fn config(&self) -> &QueueConfig;
 
-    /// Writes a new job record and queues it.
-    async fn enqueue(&self, id: JobId, owner: &str, request: &ExportRequest) -> Result<(), QueueError>;
+    /// Writes a new job record and queues it. With an idempotency key, a
+    /// retried kick-off by the same owner gets the job the first one made.
+    async fn enqueue(
+        &self,
+        id: JobId,
+        owner: &str,
+        request: &ExportRequest,
+        idempotency_key: Option<&str>,
+    ) -> Result<Enqueued, QueueError>;
 
     /// Reads a job record; `None` when there is none (never existed or expired).
     async fn get(&self, id: &JobId) -> Result<Option<JobRecord>, QueueError>;

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use bulk_core::{ExportRequest, JobId, JobStatus, Manifest, OperationOutcome};
+use bulk_core::{ExportRequest, JobId, JobStatus, Manifest, OperationOutcome, OutputFile};
 
 use crate::QueueError;
 
@@ -31,6 +31,9 @@ pub struct JobRecord {
     pub manifest: Option<Manifest>,
     /// Why it failed, once failed.
     pub error: Option<OperationOutcome>,
+    /// Files an earlier attempt completed (still pinned): a re-run keeps them
+    /// and the transaction time, and exports only the types not yet done.
+    pub checkpoint: Vec<OutputFile>,
 }
 
 impl JobRecord {
@@ -80,7 +83,12 @@ impl JobRecord {
             Some(m) => Some(serde_json::from_str(m).map_err(|e| QueueError::Corrupt(format!("job {id}: {e}")))?),
             None => None,
         };
+        let checkpoint = match h.get("checkpoint") {
+            Some(c) => serde_json::from_str(c).map_err(|e| QueueError::Corrupt(format!("job {id}: {e}")))?,
+            None => Vec::new(),
+        };
         Ok(JobRecord {
+            checkpoint,
             id,
             status,
             owner: h.remove("owner").unwrap_or_default(),

@@ -11,7 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::queue::now_ms;
 use crate::scripts::SCRIPTS;
-use crate::{JobFilter, JobQueue, JobRecord, Keys, Progress, QueueConfig, QueueError, Reaped};
+use crate::{Enqueued, JobFilter, JobQueue, JobRecord, Keys, Progress, QueueConfig, QueueError, Reaped};
 
 /// The queue in Redis; cheap to clone (a pool inside).
 #[derive(Clone)]
@@ -63,29 +63,36 @@ impl JobQueue for RedisQueue {
         &self.config
     }
 
-    async fn enqueue(&self, id: JobId, owner: &str, request: &ExportRequest) -> Result<(), QueueError> {
+    async fn enqueue(
+        &self,
+        id: JobId,
+        owner: &str,
+        request: &ExportRequest,
+        idempotency_key: Option<&str>,
+    ) -> Result<Enqueued, QueueError> {
         let request = to_json(request)?;
         let mut conn = self.conn().await?;
-        let created: i64 = SCRIPTS
-            .enqueue
-            .key(self.keys.job(&id))
-            .key(self.keys.queue())
-            .key(self.keys.jobs())
-            .arg(id.to_string())
+        let mut inv = SCRIPTS.enqueue.key(self.keys.job(&id));
+        inv.key(self.keys.queue()).key(self.keys.jobs());
+        if let Some(key) = idempotency_key {
+            inv.key(self.keys.idempotency(owner, key));
+        }
+        inv.arg(id.to_string())
             .arg(self.config.active_ttl.as_secs())
             .arg(now_ms())
+            .arg(self.keys.job_prefix())
+            .arg(request)
             .arg("owner")
             .arg(owner)
-            .arg("request")
-            .arg(request)
             .arg("created_at")
-            .arg(now_ms())
-            .invoke_async(&mut conn)
-            .await?;
-        if created == 1 {
-            Ok(())
-        } else {
-            Err(QueueError::Corrupt(format!("job {id} already exists")))
+            .arg(now_ms());
+        let (outcome, job): (String, String) = inv.invoke_async(&mut conn).await?;
+        let job: JobId = job.parse().map_err(|_| QueueError::Corrupt(format!("bad job id {job:?}")))?;
+        match outcome.as_str() {
+            "new" => Ok(Enqueued::New(job)),
+            "existing" => Ok(Enqueued::Existing(job)),
+            "mismatch" => Ok(Enqueued::KeyReused(job)),
+            _ => Err(QueueError::Corrupt(format!("job {id} already exists"))),
         }
     }
 
@@ -147,6 +154,9 @@ impl JobQueue for RedisQueue {
         }
         if let Some(n) = progress.processed {
             inv.arg("processed").arg(n);
+        }
+        if let Some(c) = &progress.checkpoint {
+            inv.arg("checkpoint").arg(c);
         }
         let ok: i64 = inv.invoke_async(&mut conn).await?;
         Ok(ok == 1)

@@ -8,12 +8,24 @@ use async_trait::async_trait;
 use bulk_core::{ExportRequest, IssueCode, JobId, Manifest, OperationOutcome};
 use rusqlite::{params, Connection, OptionalExtension};
 
+use crate::keys::idempotency_hash;
 use crate::queue::now_ms;
-use crate::{JobFilter, JobQueue, JobRecord, Progress, QueueConfig, QueueError, Reaped};
+use crate::{Enqueued, JobFilter, JobQueue, JobRecord, Progress, QueueConfig, QueueError, Reaped};
 
 /// Record columns read back into a `JobRecord`, in `SELECT` order.
-const COLUMNS: [&str; 10] =
-    ["status", "owner", "request", "worker", "attempts", "processed", "total", "transaction_time", "manifest", "error"];
+const COLUMNS: [&str; 11] = [
+    "status",
+    "owner",
+    "request",
+    "worker",
+    "attempts",
+    "processed",
+    "total",
+    "transaction_time",
+    "manifest",
+    "error",
+    "checkpoint",
+];
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS jobs (
@@ -33,11 +45,18 @@ CREATE TABLE IF NOT EXISTS jobs (
     total            INTEGER NOT NULL DEFAULT 0,
     manifest         TEXT,
     error            TEXT,
+    checkpoint       TEXT,
     -- Like a Redis TTL: past it the record is gone for every reader, and purged.
     expires_at       INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, seq);
 CREATE INDEX IF NOT EXISTS jobs_by_lease ON jobs (lease_until) WHERE status = 'in_progress';
+-- (owner, Idempotency-Key) hashed -> the job it created; lives as long as an active record.
+CREATE TABLE IF NOT EXISTS idempotency (
+    key_hash   TEXT PRIMARY KEY,
+    job_id     TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS job_files (
     cid        TEXT NOT NULL,
     job_id     TEXT NOT NULL,
@@ -53,6 +72,22 @@ CREATE TABLE IF NOT EXISTS job_files (
 pub struct SqliteQueue {
     conn: Arc<Mutex<Connection>>,
     config: QueueConfig,
+}
+
+/// Upgrades files made by an older version. The queue shares its file with
+/// the resource store, whose migrations own `PRAGMA user_version`, so the
+/// queue checks for what it needs instead.
+fn add_column_if_missing(conn: &Connection, table: &str, column: &str, decl: &str) -> Result<(), QueueError> {
+    let mut stmt = conn.prepare(&format!("PRAGMA table_info({table})")).map_err(db_err)?;
+    let exists = stmt
+        .query_map([], |r| r.get::<_, String>(1))
+        .map_err(db_err)?
+        .filter_map(Result::ok)
+        .any(|name| name == column);
+    if !exists {
+        conn.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {decl}")).map_err(db_err)?;
+    }
+    Ok(())
 }
 
 fn db_err(e: rusqlite::Error) -> QueueError {
@@ -76,6 +111,7 @@ impl SqliteQueue {
             conn.pragma_update(None, "journal_mode", "WAL").map_err(db_err)?;
             conn.pragma_update(None, "synchronous", "NORMAL").map_err(db_err)?;
             conn.execute_batch(SCHEMA).map_err(db_err)?;
+            add_column_if_missing(&conn, "jobs", "checkpoint", "TEXT")?;
             Ok(conn)
         })
         .await
@@ -129,17 +165,49 @@ impl JobQueue for SqliteQueue {
         &self.config
     }
 
-    async fn enqueue(&self, id: JobId, owner: &str, request: &ExportRequest) -> Result<(), QueueError> {
+    async fn enqueue(
+        &self,
+        id: JobId,
+        owner: &str,
+        request: &ExportRequest,
+        idempotency_key: Option<&str>,
+    ) -> Result<Enqueued, QueueError> {
+        let key_hash = idempotency_key.map(|k| idempotency_hash(owner, k));
         let (owner, request) = (owner.to_owned(), to_json(request)?);
         let ttl = self.config.active_ttl.as_millis() as i64;
         self.with(move |conn| {
             let now = now_ms() as i64;
-            conn.execute(
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db_err)?;
+            if let Some(hash) = &key_hash {
+                let prior: Option<(String, String)> = tx
+                    .query_row(
+                        "SELECT j.id, j.request FROM idempotency i JOIN jobs j ON j.id = i.job_id
+                         WHERE i.key_hash = ?1 AND i.expires_at > ?2 AND j.expires_at > ?2",
+                        params![hash, now],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()
+                    .map_err(db_err)?;
+                if let Some((job, prior_request)) = prior {
+                    let job: JobId = job.parse().map_err(|_| QueueError::Corrupt(format!("bad job id {job:?}")))?;
+                    return Ok(if prior_request == request { Enqueued::Existing(job) } else { Enqueued::KeyReused(job) });
+                }
+            }
+            tx.execute(
                 "INSERT INTO jobs (id, status, owner, request, created_at, expires_at) VALUES (?1, 'queued', ?2, ?3, ?4, ?5)",
                 params![id.to_string(), owner, request, now, now + ttl],
             )
             .map_err(db_err)?;
-            Ok(())
+            if let Some(hash) = &key_hash {
+                tx.execute(
+                    "INSERT INTO idempotency (key_hash, job_id, expires_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (key_hash) DO UPDATE SET job_id = excluded.job_id, expires_at = excluded.expires_at",
+                    params![hash, id.to_string(), now + ttl],
+                )
+                .map_err(db_err)?;
+            }
+            tx.commit().map_err(db_err)?;
+            Ok(Enqueued::New(id))
         })
         .await
     }
@@ -204,7 +272,8 @@ impl JobQueue for SqliteQueue {
                 .execute(
                     "UPDATE jobs SET lease_until = ?3,
                        transaction_time = COALESCE(?4, transaction_time),
-                       total = COALESCE(?5, total), processed = COALESCE(?6, processed)
+                       total = COALESCE(?5, total), processed = COALESCE(?6, processed),
+                       checkpoint = COALESCE(?8, checkpoint)
                      WHERE id = ?1 AND worker = ?2 AND status = 'in_progress' AND expires_at > ?7",
                     params![
                         id.to_string(),
@@ -213,7 +282,8 @@ impl JobQueue for SqliteQueue {
                         p.transaction_time,
                         p.total.map(|n| n as i64),
                         p.processed.map(|n| n as i64),
-                        now
+                        now,
+                        p.checkpoint
                     ],
                 )
                 .map_err(db_err)?;
@@ -304,6 +374,7 @@ impl JobQueue for SqliteQueue {
             // Housekeeping: records past their TTL are gone, like expired Redis keys.
             tx.execute("DELETE FROM jobs WHERE expires_at <= ?1", params![now]).map_err(db_err)?;
             tx.execute("DELETE FROM job_files WHERE expires_at <= ?1", params![now]).map_err(db_err)?;
+            tx.execute("DELETE FROM idempotency WHERE expires_at <= ?1", params![now]).map_err(db_err)?;
             tx.commit().map_err(db_err)?;
             Ok(Reaped { requeued: requeued as u64, failed: failed as u64 })
         })
@@ -363,6 +434,7 @@ impl JobQueue for SqliteQueue {
             let n = conn
                 .execute(
                     "UPDATE jobs SET status = 'queued', attempts = 0, error = NULL, finished_at = NULL,
+                     checkpoint = NULL, transaction_time = NULL, processed = 0, total = 0,
                      expires_at = ?2 + ?3 WHERE id = ?1 AND status = 'failed' AND expires_at > ?2",
                     params![id.to_string(), now, ttl],
                 )

@@ -87,11 +87,28 @@ impl Worker {
 
     async fn export(&self, record: &JobRecord, lost: &CancellationToken) -> Result<Manifest, JobError> {
         let request = &record.request;
-        let now =
-            self.resources.now().await.map_err(|source| JobError::Resources { resource_type: "any".into(), source })?;
-        // Millisecond precision, the same the manifest shows, so "modified after
-        // transactionTime" means the same thing to the client and to the query.
-        let until = truncate_to_ms(now);
+        let resumed = record.transaction_time.as_deref().filter(|_| !record.checkpoint.is_empty());
+        let until = match resumed.map(|t| OffsetDateTime::parse(t, &Rfc3339)) {
+            // A re-run after a crash: same transaction time, completed files kept.
+            Some(Ok(t)) => t,
+            _ => {
+                let now = self
+                    .retrying("reading the store's clock", || async {
+                        self.resources
+                            .now()
+                            .await
+                            .map_err(|source| JobError::Resources { resource_type: "any".into(), source })
+                    })
+                    .await?;
+                // Millisecond precision, the same the manifest shows, so "modified after
+                // transactionTime" means the same thing to the client and to the query.
+                truncate_to_ms(now)
+            }
+        };
+        let mut output: Vec<OutputFile> = if resumed.is_some() { record.checkpoint.clone() } else { Vec::new() };
+        if !output.is_empty() {
+            tracing::info!(files = output.len(), "resuming after the files an earlier attempt completed");
+        }
         let transaction_time = fhir_instant(until);
         let patients = match (&request.patient_scope, &request.level) {
             (Some(p), _) => PatientFilter::Only(p.clone()),
@@ -106,29 +123,45 @@ impl Worker {
 
         let mut counts = Vec::with_capacity(queries.len());
         for q in &queries {
-            counts.push(
-                self.resources
-                    .count(q)
-                    .await
-                    .map_err(|source| JobError::Resources { resource_type: q.resource_type.clone(), source })?,
-            );
+            let n = self
+                .retrying("counting resources", || async {
+                    self.resources
+                        .count(q)
+                        .await
+                        .map_err(|source| JobError::Resources { resource_type: q.resource_type.clone(), source })
+                })
+                .await?;
+            counts.push(n);
         }
         let total: u64 = counts.iter().sum();
-        let started =
-            Progress { transaction_time: Some(transaction_time.clone()), total: Some(total), processed: Some(0) };
+        let mut processed: u64 = output.iter().map(|f| f.count).sum();
+        let started = Progress {
+            transaction_time: Some(transaction_time.clone()),
+            total: Some(total),
+            processed: Some(processed),
+            checkpoint: None,
+        };
         self.progress(record.id, &started).await?;
 
-        let mut output = Vec::new();
-        let mut processed = 0u64;
         for (q, count) in queries.iter().zip(counts) {
-            if count == 0 {
+            if count == 0 || output.iter().any(|f| f.resource_type == q.resource_type) {
                 continue;
             }
-            match self.export_type(record.id, q, lost, &mut processed).await {
-                Ok(Some(file)) => output.push(file),
+            let base = processed;
+            let file = self.retrying("exporting a file", || self.export_type(record.id, q, lost, base)).await;
+            match file {
+                Ok(Some(file)) => {
+                    processed += file.count;
+                    output.push(file);
+                    // Checkpoint: a re-run after a crash keeps this file.
+                    let checkpoint = serde_json::to_string(&output).unwrap_or_default();
+                    self.progress(record.id, &Progress { checkpoint: Some(checkpoint), ..Default::default() }).await?;
+                }
                 Ok(None) => {}
                 Err(e) => {
-                    self.unpin_all(&output).await;
+                    if !matches!(e, JobError::LostLease) {
+                        self.unpin_all(&output).await;
+                    }
                     return Err(e);
                 }
             }
@@ -142,6 +175,29 @@ impl Worker {
         })
     }
 
+    /// Runs `step` again after a transient failure, with exponential backoff
+    /// and jitter, up to the configured number of retries.
+    async fn retrying<T, F, Fut>(&self, what: &str, mut step: F) -> Result<T, JobError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, JobError>>,
+    {
+        let policy = self.config.retry;
+        let mut retry = 0;
+        loop {
+            match step().await {
+                Err(e) if e.is_retryable() && retry < policy.max_retries => {
+                    retry += 1;
+                    let delay = policy.delay(retry);
+                    tracing::warn!(error = %e, retry, delay_ms = delay.as_millis() as u64, "{what} failed; retrying");
+                    metrics().job_retries.inc();
+                    tokio::time::sleep(delay).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Streams one type's resources into one file. `None` when nothing
     /// matched after all (deleted since counting).
     async fn export_type(
@@ -149,8 +205,9 @@ impl Worker {
         id: JobId,
         q: &ResourceQuery,
         lost: &CancellationToken,
-        processed: &mut u64,
+        base: u64,
     ) -> Result<Option<OutputFile>, JobError> {
+        let mut processed = base;
         let content_err = |source| JobError::Content { resource_type: q.resource_type.clone(), source };
         let mut file = NdjsonFile::start(Arc::clone(&self.content));
         let mut after: Option<String> = None;
@@ -171,8 +228,8 @@ impl Worker {
             let n = page.len() as u64;
             let full = n == u64::from(self.config.page_size);
             file.write_page(page.iter().map(|r| r.json.as_str())).await.map_err(content_err)?;
-            *processed += n;
-            if let Err(e) = self.progress(id, &Progress { processed: Some(*processed), ..Default::default() }).await {
+            processed += n;
+            if let Err(e) = self.progress(id, &Progress { processed: Some(processed), ..Default::default() }).await {
                 file.abort();
                 return Err(e);
             }

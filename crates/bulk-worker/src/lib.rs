@@ -8,4 +8,4 @@ mod runner;
 
 pub use admin::{serve_admin, Backends};
 pub use error::JobError;
-pub use runner::{Worker, WorkerConfig};
+pub use runner::{Backoff, Worker, WorkerConfig};

@@ -23,6 +23,29 @@ pub struct WorkerConfig {
     /// After shutdown is asked, how long a running export may go on before
     /// the job is handed back to the queue.
     pub drain: Duration,
+    /// Transient-failure retry policy.
+    pub retry: Backoff,
+}
+
+/// Exponential backoff with full jitter, capped.
+#[derive(Clone, Copy, Debug)]
+pub struct Backoff {
+    /// Retries before giving up.
+    pub max_retries: u32,
+    /// First delay.
+    pub base: Duration,
+    /// Longest delay.
+    pub cap: Duration,
+}
+
+impl Backoff {
+    /// The delay before retry number `attempt` (1-based): uniform in
+    /// `[0, min(cap, base * 2^(attempt-1))]`, so workers that failed together
+    /// do not retry together.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let ceiling = self.base.saturating_mul(1u32 << attempt.saturating_sub(1).min(20)).min(self.cap);
+        ceiling.mul_f64(rand::random::<f64>())
+    }
 }
 
 impl WorkerConfig {
@@ -33,6 +56,11 @@ impl WorkerConfig {
             poll_interval: Duration::from_millis(s.poll_interval_ms.max(1)),
             heartbeat_interval: Duration::from_millis(s.lease_secs * 1000 / 3),
             drain: Duration::from_secs(s.drain_secs),
+            retry: Backoff {
+                max_retries: s.retry_max,
+                base: Duration::from_millis(s.retry_base_ms),
+                cap: Duration::from_millis(s.retry_cap_ms.max(s.retry_base_ms)),
+            },
         }
     }
 }
@@ -131,5 +159,21 @@ impl Worker {
             }
         }
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_delays_grow_exponentially_up_to_the_cap_and_are_jittered() {
+        let b = Backoff { max_retries: 5, base: Duration::from_millis(100), cap: Duration::from_millis(1000) };
+        for attempt in 1..=8 {
+            let ceiling = Duration::from_millis((100u64 << (attempt - 1)).min(1000));
+            let delays: Vec<Duration> = (0..50).map(|_| b.delay(attempt)).collect();
+            assert!(delays.iter().all(|d| *d <= ceiling), "attempt {attempt}: {delays:?}");
+            assert!(delays.iter().any(|d| *d != delays[0]), "no jitter at attempt {attempt}");
+        }
     }
 }

@@ -114,3 +114,34 @@ both_modes!(
     unsupported_types_and_parameters_are_400_outcomes_and_nothing_is_enqueued,
     an_unknown_route_is_a_404_outcome,
 );
+
+async fn a_kick_off_retried_with_the_same_idempotency_key_returns_the_same_job(mode: Mode) {
+    let app = TestApp::spawn_in(mode, &[]).await;
+    let kick = |token: String, key: &'static str, query: &'static str| {
+        let req = app.client.get(format!("{}/fhir/r4/$export?{query}", app.address)).bearer_auth(token);
+        req.header("Idempotency-Key", key).send()
+    };
+    let first = kick(admin(), "order-7", "_type=Patient").await.expect("sent");
+    assert_eq!(first.status(), 202);
+    let location = first.headers()["content-location"].clone();
+    let again = kick(admin(), "order-7", "_type=Patient").await.expect("sent");
+    assert_eq!(again.status(), 202);
+    assert_eq!(again.headers()["content-location"], location);
+    assert_eq!(app.queue.queue_len().await.expect("len"), 1);
+
+    // Another user's identical key is another job; the same key for another request is refused.
+    let other = kick(
+        token_with(serde_json::json!({"sub": "admin-2", "role": "admin", "exp": now() + 600})),
+        "order-7",
+        "_type=Patient",
+    );
+    let other = other.await.expect("sent");
+    assert_eq!(other.status(), 202);
+    assert_ne!(other.headers()["content-location"], location);
+    assert_outcome(kick(admin(), "order-7", "_type=Consent").await.expect("sent"), 422, "conflict").await;
+    let bad = kick(admin(), "has space", "_type=Patient").await.expect("sent");
+    assert_outcome(bad, 400, "invalid").await;
+    assert_eq!(app.queue.queue_len().await.expect("len"), 2);
+}
+
+both_modes!(a_kick_off_retried_with_the_same_idempotency_key_returns_the_same_job);

@@ -91,6 +91,9 @@ pub fn test_settings(backends: Vec<(String, String)>, extra: &[(&str, &str)]) ->
         ("BULK__SERVER__PUBLIC_BASE_URL".into(), PUBLIC_BASE.into()),
         ("BULK__AUTH__HS256_SECRET".into(), SECRET.into()),
         ("BULK__WORKER__PAGE_SIZE".into(), "7".into()),
+        // Quick retries: the tests check the policy, not the waiting.
+        ("BULK__WORKER__RETRY_BASE_MS".into(), "5".into()),
+        ("BULK__WORKER__RETRY_CAP_MS".into(), "20".into()),
     ];
     env.extend(backends);
     env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
@@ -338,5 +341,55 @@ impl TestApp {
             WorkerConfig::from_settings(&self.settings.worker),
         );
         (worker, counter)
+    }
+}
+
+/// The real content store with faults injected into `put`: the first
+/// `fail_first` puts fail as if the store were unreachable, and puts from
+/// number `hang_from` (0-based) on never finish, as with a stalled node.
+pub struct FaultyContent {
+    pub inner: Arc<dyn ContentStore>,
+    pub fail_first: u32,
+    pub hang_from: Option<u32>,
+    pub puts: std::sync::atomic::AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl ContentStore for FaultyContent {
+    async fn put(
+        &self,
+        reader: bulk_content::ContentReader,
+    ) -> Result<bulk_content::Stored, bulk_content::ContentError> {
+        let n = self.puts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if n < self.fail_first {
+            return Err(bulk_content::ContentError::Unavailable("injected fault".into()));
+        }
+        if self.hang_from.is_some_and(|h| n >= h) {
+            std::future::pending::<()>().await;
+        }
+        self.inner.put(reader).await
+    }
+    async fn get(&self, cid: &bulk_content::Cid) -> Result<bulk_content::ByteStream, bulk_content::ContentError> {
+        self.inner.get(cid).await
+    }
+    async fn unpin(&self, cid: &bulk_content::Cid) -> Result<(), bulk_content::ContentError> {
+        self.inner.unpin(cid).await
+    }
+    async fn health_check(&self) -> Result<(), bulk_content::ContentError> {
+        self.inner.health_check().await
+    }
+}
+
+impl TestApp {
+    /// A worker whose content store has faults injected.
+    pub fn faulty_worker(&self, fail_first: u32, hang_from: Option<u32>) -> Worker {
+        let content =
+            Arc::new(FaultyContent { inner: self.content.clone(), fail_first, hang_from, puts: Default::default() });
+        Worker::new(
+            self.queue.clone(),
+            self.resources.clone(),
+            content,
+            WorkerConfig::from_settings(&self.settings.worker),
+        )
     }
 }

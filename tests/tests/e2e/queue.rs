@@ -50,7 +50,7 @@ async fn the_record_ttl_is_configurable_and_an_expired_job_is_not_found(mode: Mo
 async fn a_job_whose_worker_lease_expired_is_requeued_and_claimed_again(mode: Mode) {
     let app = TestApp::spawn_in(mode, &[("BULK__WORKER__LEASE_SECS", "3")]).await;
     let id = JobId::new();
-    app.queue.enqueue(id, "u", &request()).await.expect("enqueue");
+    app.queue.enqueue(id, "u", &request(), None).await.expect("enqueue");
     let first = app.queue.claim("dead-worker").await.expect("claim").expect("a job");
     assert_eq!(first.id, id);
     assert_eq!(app.queue.claim("w2").await.expect("claim").map(|c| c.id), None);
@@ -69,7 +69,7 @@ async fn a_job_whose_worker_lease_expired_is_requeued_and_claimed_again(mode: Mo
 async fn a_job_that_keeps_losing_its_lease_fails_after_max_attempts(mode: Mode) {
     let app = TestApp::spawn_in(mode, &[("BULK__WORKER__LEASE_SECS", "3"), ("BULK__WORKER__MAX_ATTEMPTS", "1")]).await;
     let id = JobId::new();
-    app.queue.enqueue(id, "u", &request()).await.expect("enqueue");
+    app.queue.enqueue(id, "u", &request(), None).await.expect("enqueue");
     app.queue.claim("dead").await.expect("claim").expect("job");
     tokio::time::sleep(Duration::from_millis(3100)).await;
     assert_eq!(app.queue.reap_expired_leases().await.expect("reap").failed, 1);
@@ -102,8 +102,8 @@ async fn embedded_jobs_and_records_survive_a_restart_and_a_running_job_runs_agai
     let (queued, running) = (JobId::new(), JobId::new());
     {
         let q = bulk_queue::SqliteQueue::open(&path, config.clone()).await.expect("open");
-        q.enqueue(running, "u", &request()).await.expect("enqueue");
-        q.enqueue(queued, "u", &request()).await.expect("enqueue");
+        q.enqueue(running, "u", &request(), None).await.expect("enqueue");
+        q.enqueue(queued, "u", &request(), None).await.expect("enqueue");
         assert_eq!(q.claim("process-that-dies").await.expect("claim").map(|r| r.id), Some(running));
     }
     // "Restart": a new process opens the same file.

@@ -3,6 +3,7 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use bulk_core::{ExportLevel, ExportRequest, JobId};
+use bulk_queue::Enqueued;
 
 use crate::auth::Authenticated;
 use crate::{ApiError, AppState};
@@ -45,9 +46,31 @@ async fn kick_off(
         req.uri().path_and_query().map(|p| p.as_str()).unwrap_or_else(|| req.path())
     );
     let request = ExportRequest::parse(level, &params, &who, request_url)?;
-    let id = JobId::new();
-    state.queue.enqueue(id, &who.subject, &request).await?;
-    bulk_core::metrics::metrics().jobs_enqueued.inc();
-    tracing::info!(job.id = %id, user.id = %who.subject, types = ?request.types, "export enqueued");
+    let key = idempotency_key(&req)?;
+    let id = match state.queue.enqueue(JobId::new(), &who.subject, &request, key).await? {
+        Enqueued::New(id) => {
+            bulk_core::metrics::metrics().jobs_enqueued.inc();
+            tracing::info!(job.id = %id, user.id = %who.subject, types = ?request.types, "export enqueued");
+            id
+        }
+        Enqueued::Existing(id) => {
+            tracing::info!(job.id = %id, user.id = %who.subject, "kick-off retried with its Idempotency-Key");
+            id
+        }
+        Enqueued::KeyReused(_) => {
+            return Err(ApiError::Unprocessable("This Idempotency-Key was used for a different export request".into()))
+        }
+    };
     Ok(HttpResponse::Accepted().insert_header((header::CONTENT_LOCATION, state.status_url(&id))).finish())
+}
+
+/// The `Idempotency-Key` header, if any: 1 to 255 visible ASCII characters.
+fn idempotency_key(req: &HttpRequest) -> Result<Option<&str>, ApiError> {
+    let Some(value) = req.headers().get("idempotency-key") else { return Ok(None) };
+    let key = value
+        .to_str()
+        .ok()
+        .filter(|k| (1..=255).contains(&k.len()) && k.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(|| ApiError::Invalid("Idempotency-Key must be 1 to 255 visible ASCII characters".into()))?;
+    Ok(Some(key))
 }

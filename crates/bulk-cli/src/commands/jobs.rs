@@ -134,7 +134,7 @@ mod tests {
             request_url: "https://x/fhir/r4/$export".into(),
         };
         let id = JobId::new();
-        q.enqueue(id, "ops", &request).await.expect("enqueue");
+        q.enqueue(id, "ops", &request, None).await.expect("enqueue");
         q.claim("w").await.expect("claim").expect("job");
         let requeue = || JobsAction::Requeue { id: id.to_string() };
         assert_eq!(run_on(&q, requeue()).await.expect("ran"), ExitCode::FAILURE, "a running job was re-queued");

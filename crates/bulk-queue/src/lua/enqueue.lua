@@ -1,15 +1,35 @@
--- Enqueue a new job: write its record, give it the active TTL, push its id.
+-- Enqueue a new job: write its record, give it the active TTL, push its id;
+-- with an idempotency key, a retried kick-off gets the job it already made.
 -- KEYS[1] job record   KEYS[2] queue list   KEYS[3] jobs index zset
--- ARGV[1] job id       ARGV[2] active TTL (s)   ARGV[3] now (ms)   ARGV[4..] field, value pairs
--- Returns 1, or 0 when a record with this id already exists (nothing written).
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  return 0
+-- KEYS[4] (optional) idempotency key of (owner, Idempotency-Key header)
+-- ARGV[1] job id   ARGV[2] active TTL (s)   ARGV[3] now (ms)   ARGV[4] record key prefix
+-- ARGV[5] request JSON   ARGV[6..] field, value pairs
+-- Returns {outcome, job id}: outcome 'new'; 'existing' (same key, same request:
+-- nothing written); 'mismatch' (same key, another request: nothing written);
+-- 'collision' (a record with this id exists: nothing written).
+if #KEYS >= 4 then
+  local prior = redis.call('GET', KEYS[4])
+  if prior then
+    local prior_request = redis.call('HGET', ARGV[4] .. prior, 'request')
+    if prior_request == ARGV[5] then
+      return {'existing', prior}
+    elseif prior_request then
+      return {'mismatch', prior}
+    end
+    -- The job it named has expired: the key is free again.
+  end
 end
-redis.call('HSET', KEYS[1], 'status', 'queued', 'attempts', 0, 'processed', 0, 'total', 0)
-for i = 4, #ARGV, 2 do
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return {'collision', ARGV[1]}
+end
+redis.call('HSET', KEYS[1], 'status', 'queued', 'attempts', 0, 'processed', 0, 'total', 0, 'request', ARGV[5])
+for i = 6, #ARGV, 2 do
   redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
 end
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
 redis.call('LPUSH', KEYS[2], ARGV[1])
 redis.call('ZADD', KEYS[3], tonumber(ARGV[3]), ARGV[1])
-return 1
+if #KEYS >= 4 then
+  redis.call('SET', KEYS[4], ARGV[1], 'EX', tonumber(ARGV[2]))
+end
+return {'new', ARGV[1]}

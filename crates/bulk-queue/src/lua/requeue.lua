@@ -6,7 +6,8 @@ if redis.call('HGET', KEYS[1], 'status') ~= 'failed' then
   return 0
 end
 redis.call('HSET', KEYS[1], 'status', 'queued', 'attempts', 0)
-redis.call('HDEL', KEYS[1], 'error', 'finished_at')
+-- Its files were unpinned when it failed: start over, with a new transaction time.
+redis.call('HDEL', KEYS[1], 'error', 'finished_at', 'checkpoint', 'transaction_time', 'processed', 'total')
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('RPUSH', KEYS[2], ARGV[1])
