@@ -15,6 +15,11 @@ pub enum ContentError {
     /// Reading the bytes to store failed.
     #[error("reading the content to store failed: {0}")]
     Source(#[source] std::io::Error),
+    /// Encrypted content failed verification: tampered, truncated or extended,
+    /// not in the encrypted format, or read with the wrong key. Retrying reads
+    /// the same bytes, so it is permanent.
+    #[error("encrypted content failed verification: {0}")]
+    Integrity(String),
     /// Local file system error.
     #[error("content store I/O error: {0}")]
     Io(#[from] std::io::Error),

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 mod cid;
+mod crypto;
 mod error;
 mod kubo;
 mod local;
@@ -8,6 +9,7 @@ mod store;
 mod unixfs;
 
 pub use cid::Cid;
+pub use crypto::{ciphertext_len, decrypt_stream, EncryptingReader, FileKey};
 pub use error::ContentError;
 pub use kubo::KuboStore;
 pub use local::LocalStore;

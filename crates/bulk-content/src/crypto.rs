@@ -1,0 +1,685 @@
+//! Per-file encryption before content reaches the store: a streaming, chunked
+//! AEAD format (a simplified age STREAM / Tink streaming AEAD) that encrypts and
+//! decrypts files of any size in bounded memory.
+//!
+//! Why: anything added to a public IPFS network is readable by whoever learns
+//! the CID. With a random [`FileKey`] per file, carried only in the
+//! authenticated manifest, the stored bytes are useless without the manifest.
+//!
+//! # Format, version 1
+//!
+//! ```text
+//! header  = "FBE1" ‖ 0x01 ‖ prefix            12 bytes; prefix: 7 random bytes per file
+//! chunk i = AES-256-GCM(key, nonce_i, aad = header, plaintext_i) ‖ tag   (tag: 16 bytes)
+//! nonce_i = prefix ‖ u32 big-endian i ‖ last   (last: 0x01 on the final chunk, else 0x00)
+//! file    = header ‖ chunk 0 ‖ chunk 1 ‖ … ‖ chunk n
+//! ```
+//!
+//! The plaintext is cut into 64 KiB pieces. Every chunk but the final one holds
+//! exactly 64 KiB; the final chunk holds less, and is empty when the plaintext is
+//! empty or a multiple of 64 KiB. A reader therefore knows from the length alone
+//! which chunk must be the final one (the one shorter than 64 KiB + 16), and the
+//! nonce makes that claim authenticated:
+//! - the counter in the nonce binds each chunk to its position, so reordering,
+//!   duplicating or dropping a chunk in the middle fails authentication;
+//! - the last-flag binds finality, so cutting the file at a chunk boundary
+//!   (dropping the final chunk) or appending data after it fails;
+//! - the header is the associated data of every chunk, and the random prefix
+//!   differs per file, so a chunk moved from another file under the same key
+//!   fails, and so does a tampered header.
+//!
+//! At most 2³² chunks (256 TiB) fit in one file. A wrong key is indistinguishable
+//! from tampering: both fail authentication of chunk 0.
+//!
+//! Decryption is streaming: each chunk's plaintext is released once its tag
+//! verifies, before later chunks are read. A consumer must treat an error at any
+//! point as the failure of the whole file: what was released before the error
+//! is authentic, but the file is incomplete.
+//!
+//! Keys are meant to be used for one file each; the 7-byte random prefix only
+//! keeps nonces apart should a key ever be reused for a few files.
+
+use std::fmt;
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use aes_gcm::aead::{AeadInOut, KeyInit, Nonce};
+use aes_gcm::{Aes256Gcm, Key, Tag};
+use base64::Engine as _;
+use bytes::{Bytes, BytesMut};
+use futures_util::Stream;
+use rand::Rng as _;
+use tokio::io::{AsyncRead, ReadBuf};
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::{ByteStream, ContentError, ContentReader};
+
+/// Identifies the format; the first four bytes of every encrypted file.
+const MAGIC: &[u8; 4] = b"FBE1";
+/// The one format version this code reads and writes.
+const VERSION: u8 = 1;
+/// Random per-file part of every nonce.
+const PREFIX_LEN: usize = 7;
+/// Magic, version and nonce prefix; also the associated data of every chunk.
+const HEADER_LEN: usize = MAGIC.len() + 1 + PREFIX_LEN;
+/// Plaintext bytes per chunk: every chunk but the final one holds exactly this many.
+const CHUNK_LEN: usize = 64 * 1024;
+/// AES-GCM authentication tag after each chunk.
+const TAG_LEN: usize = 16;
+/// A full sealed chunk; anything shorter can only be the final chunk.
+const SEALED_LEN: usize = CHUNK_LEN + TAG_LEN;
+/// Length of an AES-256 key.
+const KEY_LEN: usize = 32;
+/// Length of a key in standard base64 with padding.
+const KEY_BASE64_LEN: usize = 44;
+
+/// A random AES-256 key for one file. It travels base64-encoded in the
+/// manifest's `extension`, never next to the content.
+///
+/// `Debug` shows no key material, and the bytes are zeroed on drop.
+#[derive(Clone)]
+pub struct FileKey([u8; KEY_LEN]);
+
+impl FileKey {
+    /// A fresh key from the thread-local CSPRNG (ChaCha, seeded by the OS).
+    pub fn generate() -> Self {
+        let mut key = [0u8; KEY_LEN];
+        rand::rng().fill(&mut key);
+        FileKey(key)
+    }
+
+    /// The key in standard base64 with padding (44 characters).
+    pub fn to_base64(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(self.0)
+    }
+
+    /// Parses what [`FileKey::to_base64`] wrote; anything but 32 bytes of
+    /// standard base64 is an `Integrity` error.
+    pub fn from_base64(text: &str) -> Result<Self, ContentError> {
+        let invalid = || ContentError::Integrity("file key is not 32 bytes of standard base64".into());
+        // Checking the length first keeps a huge string from being decoded.
+        if text.len() != KEY_BASE64_LEN {
+            return Err(invalid());
+        }
+        let bytes = Zeroizing::new(base64::engine::general_purpose::STANDARD.decode(text).map_err(|_| invalid())?);
+        let key: [u8; KEY_LEN] = bytes.as_slice().try_into().map_err(|_| invalid())?;
+        Ok(FileKey(key))
+    }
+
+    fn cipher(&self) -> Aes256Gcm {
+        Aes256Gcm::new(&Key::<Aes256Gcm>::from(self.0))
+    }
+}
+
+impl fmt::Debug for FileKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("FileKey(<redacted>)")
+    }
+}
+
+impl Drop for FileKey {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+/// Size of the encrypted form of `plaintext_len` bytes: header, plaintext, and
+/// one tag per chunk (including the final, possibly empty, chunk). Saturates
+/// rather than overflows for lengths the format cannot hold anyway.
+pub fn ciphertext_len(plaintext_len: u64) -> u64 {
+    let chunks = plaintext_len / CHUNK_LEN as u64 + 1;
+    (HEADER_LEN as u64).saturating_add(plaintext_len).saturating_add(chunks.saturating_mul(TAG_LEN as u64))
+}
+
+/// The nonce of chunk `counter`.
+fn chunk_nonce(header: &[u8; HEADER_LEN], counter: u32, last: bool) -> Nonce<Aes256Gcm> {
+    let mut nonce = [0u8; 12];
+    nonce[..PREFIX_LEN].copy_from_slice(&header[HEADER_LEN - PREFIX_LEN..]);
+    nonce[PREFIX_LEN..PREFIX_LEN + 4].copy_from_slice(&counter.to_be_bytes());
+    nonce[11] = u8::from(last);
+    Nonce::<Aes256Gcm>::from(nonce)
+}
+
+/// Where an [`EncryptingReader`] is in its cycle.
+#[derive(Clone, Copy, Debug)]
+enum Phase {
+    /// Reading plaintext into `buf[..CHUNK_LEN]`; `filled` bytes so far.
+    Filling { filled: usize },
+    /// Handing out `buf[pos..end]` (the header, or a sealed chunk); `last` once
+    /// the final chunk is sealed.
+    Draining { pos: usize, end: usize, last: bool },
+    /// The final chunk is out: end of stream.
+    Done,
+}
+
+/// Encrypts an async plaintext source into the format above, as an
+/// [`AsyncRead`] of ciphertext that can itself be handed to
+/// [`ContentStore::put`](crate::ContentStore::put).
+///
+/// Memory stays at one buffer of one sealed chunk (64 KiB + 16): plaintext is
+/// read into it, sealed in place, and handed out before the next read.
+/// Errors of the inner reader pass through unchanged.
+pub struct EncryptingReader {
+    inner: ContentReader,
+    cipher: Aes256Gcm,
+    header: [u8; HEADER_LEN],
+    /// The counter of the next chunk to seal.
+    counter: u32,
+    /// `SEALED_LEN` bytes: a chunk being filled, or the sealed bytes being drained.
+    buf: Box<[u8]>,
+    phase: Phase,
+}
+
+impl EncryptingReader {
+    /// Wraps `inner`, a fresh random nonce prefix for this file, and `key`.
+    pub fn new(inner: ContentReader, key: &FileKey) -> Self {
+        let mut header = [0u8; HEADER_LEN];
+        header[..MAGIC.len()].copy_from_slice(MAGIC);
+        header[MAGIC.len()] = VERSION;
+        rand::rng().fill(&mut header[MAGIC.len() + 1..]);
+        let mut buf = vec![0u8; SEALED_LEN].into_boxed_slice();
+        buf[..HEADER_LEN].copy_from_slice(&header);
+        EncryptingReader {
+            inner,
+            cipher: key.cipher(),
+            header,
+            counter: 0,
+            buf,
+            phase: Phase::Draining { pos: 0, end: HEADER_LEN, last: false },
+        }
+    }
+
+    /// Seals `buf[..len]` in place as the next chunk and appends its tag.
+    fn seal(&mut self, len: usize, last: bool) -> io::Result<()> {
+        if !last && self.counter == u32::MAX {
+            return Err(io::Error::other("file too large for the encrypted format (2^32 chunks)"));
+        }
+        let nonce = chunk_nonce(&self.header, self.counter, last);
+        let tag = self
+            .cipher
+            .encrypt_inout_detached(&nonce, &self.header, (&mut self.buf[..len]).into())
+            .map_err(|_| io::Error::other("chunk encryption failed"))?;
+        self.buf[len..len + TAG_LEN].copy_from_slice(&tag);
+        self.counter = self.counter.wrapping_add(1);
+        self.phase = Phase::Draining { pos: 0, end: len + TAG_LEN, last };
+        Ok(())
+    }
+}
+
+impl fmt::Debug for EncryptingReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EncryptingReader").field("chunk", &self.counter).field("phase", &self.phase).finish()
+    }
+}
+
+impl AsyncRead for EncryptingReader {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, out: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if out.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
+        loop {
+            match this.phase {
+                Phase::Draining { pos, end, last } if pos < end => {
+                    let n = (end - pos).min(out.remaining());
+                    out.put_slice(&this.buf[pos..pos + n]);
+                    this.phase = Phase::Draining { pos: pos + n, end, last };
+                    return Poll::Ready(Ok(()));
+                }
+                Phase::Draining { last: true, .. } | Phase::Done => {
+                    this.phase = Phase::Done;
+                    return Poll::Ready(Ok(()));
+                }
+                Phase::Draining { last: false, .. } => this.phase = Phase::Filling { filled: 0 },
+                Phase::Filling { filled } => {
+                    let mut read = ReadBuf::new(&mut this.buf[filled..CHUNK_LEN]);
+                    ready!(Pin::new(&mut this.inner).poll_read(cx, &mut read))?;
+                    let n = read.filled().len();
+                    let len = filled + n;
+                    if len == CHUNK_LEN {
+                        // A full chunk is never the final one: the final chunk
+                        // is the short (maybe empty) one that meets end of input.
+                        this.seal(len, false)?;
+                    } else if n == 0 {
+                        this.seal(len, true)?;
+                    } else {
+                        this.phase = Phase::Filling { filled: len };
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Decrypts and verifies a stream in the format above, yielding each chunk's
+/// plaintext as soon as its tag verifies.
+///
+/// Bad magic or version, a failed tag (tampering or the wrong key), and a file
+/// cut short or extended all yield one `ContentError::Integrity` and end the
+/// stream; errors of `ciphertext` pass through unchanged and end it too.
+pub fn decrypt_stream(ciphertext: ByteStream, key: FileKey) -> ByteStream {
+    Box::pin(Decrypting {
+        inner: ciphertext,
+        cipher: key.cipher(),
+        header: None,
+        buf: BytesMut::new(),
+        counter: 0,
+        inner_done: false,
+        done: false,
+    })
+}
+
+/// The stream behind [`decrypt_stream`].
+struct Decrypting {
+    inner: ByteStream,
+    cipher: Aes256Gcm,
+    /// Set once the header has been read and checked.
+    header: Option<[u8; HEADER_LEN]>,
+    /// Ciphertext received but not yet opened: less than one sealed chunk, plus
+    /// at most what the last item of `inner` brought.
+    buf: BytesMut,
+    /// The counter of the next chunk to open.
+    counter: u32,
+    /// `inner` has ended: what is left in `buf` is the final chunk.
+    inner_done: bool,
+    /// The final chunk was opened, or an error was yielded.
+    done: bool,
+}
+
+impl Decrypting {
+    /// Opens what `buf` allows: `None` when more input is needed.
+    fn step(&mut self) -> Option<Result<Bytes, ContentError>> {
+        let header = match self.header {
+            Some(header) => header,
+            None if self.buf.len() >= HEADER_LEN => {
+                let mut header = [0u8; HEADER_LEN];
+                header.copy_from_slice(&self.buf.split_to(HEADER_LEN));
+                if &header[..MAGIC.len()] != MAGIC {
+                    return Some(Err(ContentError::Integrity("not an encrypted export file".into())));
+                }
+                if header[MAGIC.len()] != VERSION {
+                    let version = header[MAGIC.len()];
+                    return Some(Err(ContentError::Integrity(format!("unknown encryption format version {version}"))));
+                }
+                self.header = Some(header);
+                header
+            }
+            None if self.inner_done => return Some(Err(ContentError::Integrity("encrypted file is truncated".into()))),
+            None => return None,
+        };
+        if self.buf.len() >= SEALED_LEN {
+            let sealed = self.buf.split_to(SEALED_LEN);
+            Some(self.open(&header, sealed, false))
+        } else if self.inner_done {
+            self.done = true;
+            if self.buf.len() < TAG_LEN {
+                return Some(Err(ContentError::Integrity("encrypted file is truncated".into())));
+            }
+            let sealed = self.buf.split();
+            Some(self.open(&header, sealed, true))
+        } else {
+            None
+        }
+    }
+
+    /// Verifies and decrypts one sealed chunk in place.
+    fn open(&mut self, header: &[u8; HEADER_LEN], mut sealed: BytesMut, last: bool) -> Result<Bytes, ContentError> {
+        let counter = self.counter;
+        let failed = || ContentError::Integrity(format!("encrypted file failed authentication at chunk {counter}"));
+        let len = sealed.len() - TAG_LEN;
+        let (msg, tag) = sealed.split_at_mut(len);
+        let tag = Tag::try_from(&*tag).map_err(|_| failed())?;
+        let nonce = chunk_nonce(header, counter, last);
+        self.cipher.decrypt_inout_detached(&nonce, header, msg.into(), &tag).map_err(|_| failed())?;
+        if !last {
+            self.counter = counter
+                .checked_add(1)
+                .ok_or_else(|| ContentError::Integrity("encrypted file has too many chunks".into()))?;
+        }
+        sealed.truncate(len);
+        Ok(sealed.freeze())
+    }
+}
+
+impl Stream for Decrypting {
+    type Item = Result<Bytes, ContentError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        loop {
+            if this.done {
+                return Poll::Ready(None);
+            }
+            match this.step() {
+                // The final chunk of a plaintext that is a multiple of 64 KiB.
+                Some(Ok(plain)) if plain.is_empty() => continue,
+                Some(Ok(plain)) => return Poll::Ready(Some(Ok(plain))),
+                Some(Err(e)) => {
+                    this.done = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                None => {}
+            }
+            match ready!(this.inner.as_mut().poll_next(cx)) {
+                Some(Ok(bytes)) => this.buf.extend_from_slice(&bytes),
+                Some(Err(e)) => {
+                    this.done = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                None => this.inner_done = true,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::StreamExt;
+    use tokio::io::AsyncReadExt;
+
+    use super::*;
+    use crate::{ContentStore, LocalStore};
+
+    /// Odd read sizes, including single bytes, none dividing the chunk size.
+    const STEPS: [usize; 6] = [1, 3, 7, 61, 509, 4093];
+
+    /// Hands out `data` a few bytes at a time, pending before every other read,
+    /// like a slow network source.
+    struct Trickle {
+        data: Vec<u8>,
+        pos: usize,
+        reads: usize,
+    }
+
+    impl AsyncRead for Trickle {
+        fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+            self.reads += 1;
+            if self.reads.is_multiple_of(2) {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            let step = STEPS[(self.reads / 2) % STEPS.len()];
+            let n = step.min(buf.remaining()).min(self.data.len() - self.pos);
+            buf.put_slice(&self.data[self.pos..self.pos + n]);
+            self.pos += n;
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn trickle(data: &[u8]) -> ContentReader {
+        Box::new(Trickle { data: data.to_vec(), pos: 0, reads: 0 })
+    }
+
+    fn pattern(n: usize) -> Vec<u8> {
+        (0..n).map(|i| (i % 251) as u8).collect()
+    }
+
+    /// Encrypts through the reader, reading it with a small odd-sized buffer.
+    async fn encrypt(plaintext: &[u8], key: &FileKey) -> Vec<u8> {
+        let mut reader = EncryptingReader::new(trickle(plaintext), key);
+        let mut out = Vec::new();
+        let mut buf = [0u8; 1000];
+        loop {
+            let n = reader.read(&mut buf).await.expect("encrypting read");
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        out
+    }
+
+    /// Feeds `ciphertext` to `decrypt_stream` in pieces of `piece` bytes.
+    async fn decrypt_in_pieces(ciphertext: &[u8], key: &FileKey, piece: usize) -> Result<Vec<u8>, ContentError> {
+        let pieces: Vec<Result<Bytes, ContentError>> =
+            ciphertext.chunks(piece).map(|p| Ok(Bytes::copy_from_slice(p))).collect();
+        let mut stream = decrypt_stream(Box::pin(futures_util::stream::iter(pieces)), key.clone());
+        let mut out = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            out.extend_from_slice(&chunk?);
+        }
+        Ok(out)
+    }
+
+    async fn decrypt(ciphertext: &[u8], key: &FileKey) -> Result<Vec<u8>, ContentError> {
+        decrypt_in_pieces(ciphertext, key, 1000).await
+    }
+
+    fn assert_integrity_error(result: Result<Vec<u8>, ContentError>, what: &str) {
+        match result {
+            Err(e @ ContentError::Integrity(_)) => assert!(!e.is_retryable(), "{what}: {e} is retryable"),
+            Err(e) => panic!("{what}: expected an integrity error, got {e:?}"),
+            Ok(plain) => panic!("{what}: decrypted {} bytes instead of failing", plain.len()),
+        }
+    }
+
+    /// Start of sealed chunk `i` in a ciphertext.
+    fn chunk_start(i: usize) -> usize {
+        HEADER_LEN + i * SEALED_LEN
+    }
+
+    #[tokio::test]
+    async fn every_size_round_trips_through_tiny_odd_reads() {
+        let key = FileKey::generate();
+        for size in [0, 1, 65_535, 65_536, 65_537, 3 * 65_536, 1024 * 1024 + 7] {
+            let plaintext = pattern(size);
+            let ciphertext = encrypt(&plaintext, &key).await;
+            assert_eq!(ciphertext.len() as u64, ciphertext_len(size as u64), "length for {size}");
+            assert_eq!(&ciphertext[..5], b"FBE1\x01");
+            assert!(decrypt(&ciphertext, &key).await.expect("decrypt") == plaintext, "{size} bytes differ");
+            // One piece holding the whole file, and pieces of one byte.
+            assert!(decrypt_in_pieces(&ciphertext, &key, usize::MAX).await.expect("decrypt") == plaintext);
+            if size <= 65_537 {
+                assert!(decrypt_in_pieces(&ciphertext, &key, 1).await.expect("decrypt") == plaintext);
+            }
+        }
+    }
+
+    #[test]
+    fn ciphertext_len_counts_header_plaintext_and_one_tag_per_chunk() {
+        assert_eq!(ciphertext_len(0), 12 + 16);
+        assert_eq!(ciphertext_len(1), 12 + 1 + 16);
+        assert_eq!(ciphertext_len(65_535), 12 + 65_535 + 16);
+        assert_eq!(ciphertext_len(65_536), 12 + 65_536 + 2 * 16);
+        assert_eq!(ciphertext_len(3 * 65_536 + 5), 12 + 3 * 65_536 + 5 + 4 * 16);
+        assert_eq!(ciphertext_len(u64::MAX), u64::MAX);
+    }
+
+    #[tokio::test]
+    async fn the_same_plaintext_encrypts_differently_each_time() {
+        let key = FileKey::generate();
+        let a = encrypt(b"same bytes", &key).await;
+        let b = encrypt(b"same bytes", &key).await;
+        assert_ne!(a, b, "the random nonce prefix must differ per file");
+    }
+
+    #[tokio::test]
+    async fn a_wrong_key_fails_authentication() {
+        let ciphertext = encrypt(&pattern(100_000), &FileKey::generate()).await;
+        assert_integrity_error(decrypt(&ciphertext, &FileKey::generate()).await, "wrong key");
+        let empty = encrypt(b"", &FileKey::generate()).await;
+        assert_integrity_error(decrypt(&empty, &FileKey::generate()).await, "wrong key, empty file");
+    }
+
+    #[tokio::test]
+    async fn flipping_any_byte_of_header_tag_or_body_fails() {
+        let key = FileKey::generate();
+        // Two chunks: a full one and a final one of 10 bytes.
+        let ciphertext = encrypt(&pattern(CHUNK_LEN + 10), &key).await;
+        let final_start = chunk_start(1);
+        let mut positions: Vec<usize> = (0..HEADER_LEN).collect();
+        positions.extend(final_start - TAG_LEN..final_start); // tag of chunk 0
+        positions.extend((HEADER_LEN..final_start - TAG_LEN).step_by(4099)); // body of chunk 0
+        positions.push(final_start - TAG_LEN - 1);
+        positions.extend(final_start..ciphertext.len()); // all of the final chunk
+        for pos in positions {
+            let mut tampered = ciphertext.clone();
+            tampered[pos] ^= 0x01;
+            assert_integrity_error(decrypt(&tampered, &key).await, &format!("byte {pos} flipped"));
+        }
+    }
+
+    #[tokio::test]
+    async fn truncation_fails_at_chunk_boundaries_and_inside_chunks() {
+        let key = FileKey::generate();
+        // Multiple of the chunk size: two full chunks and an empty final one.
+        let ciphertext = encrypt(&pattern(2 * CHUNK_LEN), &key).await;
+        assert_eq!(ciphertext.len(), chunk_start(2) + TAG_LEN);
+        for cut in [chunk_start(2), chunk_start(1), HEADER_LEN, chunk_start(1) + 100, ciphertext.len() - 1, 5, 0] {
+            assert_integrity_error(decrypt(&ciphertext[..cut], &key).await, &format!("cut at {cut}"));
+        }
+        // A short final chunk cut to a boundary leaves a full chunk last.
+        let ciphertext = encrypt(&pattern(CHUNK_LEN + 10), &key).await;
+        assert_integrity_error(decrypt(&ciphertext[..chunk_start(1)], &key).await, "final chunk dropped");
+    }
+
+    #[tokio::test]
+    async fn appended_chunks_or_bytes_fail() {
+        let key = FileKey::generate();
+        for size in [10, 2 * CHUNK_LEN] {
+            let ciphertext = encrypt(&pattern(size), &key).await;
+            let first_chunk = ciphertext[chunk_start(0)..chunk_start(1).min(ciphertext.len())].to_vec();
+            let final_chunk = ciphertext[chunk_start(size / CHUNK_LEN)..].to_vec();
+            for (what, extra) in [("first chunk", first_chunk), ("final chunk", final_chunk), ("one byte", vec![0])] {
+                let mut extended = ciphertext.clone();
+                extended.extend_from_slice(&extra);
+                assert_integrity_error(decrypt(&extended, &key).await, &format!("{size} bytes + {what}"));
+            }
+            // Another file's whole ciphertext, appended.
+            let mut extended = ciphertext.clone();
+            extended.extend_from_slice(&encrypt(b"more", &key).await);
+            assert_integrity_error(decrypt(&extended, &key).await, "another file appended");
+        }
+    }
+
+    #[tokio::test]
+    async fn swapped_duplicated_or_foreign_chunks_fail() {
+        let key = FileKey::generate();
+        let ciphertext = encrypt(&pattern(3 * CHUNK_LEN + 5), &key).await;
+        let chunk = |i: usize| ciphertext[chunk_start(i)..chunk_start(i + 1)].to_vec();
+
+        let mut swapped = ciphertext.clone();
+        swapped[chunk_start(0)..chunk_start(1)].copy_from_slice(&chunk(1));
+        swapped[chunk_start(1)..chunk_start(2)].copy_from_slice(&chunk(0));
+        assert_integrity_error(decrypt(&swapped, &key).await, "chunks 0 and 1 swapped");
+
+        let mut duplicated = ciphertext.clone();
+        duplicated[chunk_start(2)..chunk_start(3)].copy_from_slice(&chunk(1));
+        assert_integrity_error(decrypt(&duplicated, &key).await, "chunk 1 duplicated over chunk 2");
+
+        let mut dropped = ciphertext[..chunk_start(1)].to_vec();
+        dropped.extend_from_slice(&ciphertext[chunk_start(2)..]);
+        assert_integrity_error(decrypt(&dropped, &key).await, "chunk 1 dropped");
+
+        // Same key, same position, another file: the header (nonce prefix) differs.
+        let other = encrypt(&pattern(3 * CHUNK_LEN + 5), &key).await;
+        let mut foreign = ciphertext.clone();
+        foreign[chunk_start(1)..chunk_start(2)].copy_from_slice(&other[chunk_start(1)..chunk_start(2)]);
+        assert_integrity_error(decrypt(&foreign, &key).await, "chunk from another file");
+    }
+
+    #[tokio::test]
+    async fn bad_magic_or_version_is_rejected() {
+        let key = FileKey::generate();
+        let ciphertext = encrypt(b"hello", &key).await;
+        let mut magic = ciphertext.clone();
+        magic[0] = b'X';
+        assert_integrity_error(decrypt(&magic, &key).await, "magic");
+        let mut version = ciphertext.clone();
+        version[4] = 2;
+        assert_integrity_error(decrypt(&version, &key).await, "version");
+        assert_integrity_error(decrypt(b"hello, plain text that is not encrypted", &key).await, "plaintext");
+    }
+
+    #[tokio::test]
+    async fn plaintext_comes_out_chunk_by_chunk_before_the_ciphertext_ends() {
+        let key = FileKey::generate();
+        let plaintext = pattern(2 * CHUNK_LEN + 3);
+        let ciphertext = encrypt(&plaintext, &key).await;
+        // The header and the first sealed chunk, in odd pieces, then the source fails.
+        let mut items: Vec<Result<Bytes, ContentError>> =
+            ciphertext[..chunk_start(1)].chunks(7777).map(|p| Ok(Bytes::copy_from_slice(p))).collect();
+        items.push(Err(ContentError::Unavailable("connection reset".into())));
+        let mut stream = decrypt_stream(Box::pin(futures_util::stream::iter(items)), key);
+
+        let first = stream.next().await.expect("an item").expect("the first chunk");
+        assert!(first[..] == plaintext[..CHUNK_LEN], "first chunk differs");
+        let err = stream.next().await.expect("an item").expect_err("the source's error");
+        assert!(matches!(err, ContentError::Unavailable(_)), "{err:?}");
+        assert!(err.is_retryable(), "the source's error keeps its class");
+        assert!(stream.next().await.is_none(), "the stream ends after an error");
+    }
+
+    #[tokio::test]
+    async fn a_failing_source_fails_the_encrypting_reader() {
+        struct Failing;
+        impl AsyncRead for Failing {
+            fn poll_read(self: Pin<&mut Self>, _: &mut Context<'_>, _: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+                Poll::Ready(Err(io::Error::other("disk on fire")))
+            }
+        }
+        let mut reader = EncryptingReader::new(Box::new(Failing), &FileKey::generate());
+        let mut out = Vec::new();
+        let err = reader.read_to_end(&mut out).await.expect_err("the source's error");
+        assert_eq!(err.to_string(), "disk on fire");
+    }
+
+    #[test]
+    fn the_encrypting_reader_is_a_content_reader() {
+        fn content_reader<T: AsyncRead + Send + Sync + Unpin + 'static>() {}
+        content_reader::<EncryptingReader>();
+    }
+
+    #[tokio::test]
+    async fn a_key_survives_base64_and_its_debug_output_hides_it() {
+        let key = FileKey::generate();
+        let text = key.to_base64();
+        assert_eq!(text.len(), 44);
+        let parsed = FileKey::from_base64(&text).expect("parse");
+        assert_eq!(parsed.to_base64(), text);
+        let ciphertext = encrypt(b"round trip", &key).await;
+        assert_eq!(decrypt(&ciphertext, &parsed).await.expect("decrypt"), b"round trip");
+
+        let debug = format!("{key:?}");
+        assert!(!debug.contains(&text) && !debug.contains(&text[..8]), "{debug}");
+
+        let short = base64::engine::general_purpose::STANDARD.encode([0u8; 31]);
+        let long = base64::engine::general_purpose::STANDARD.encode([0u8; 33]);
+        let not_base64 = "!".repeat(44);
+        for bad in ["", short.as_str(), long.as_str(), not_base64.as_str(), &text[..43]] {
+            assert!(matches!(FileKey::from_base64(bad), Err(ContentError::Integrity(_))), "{bad:?} accepted");
+        }
+    }
+
+    /// A unique directory under the system temp dir, removed on drop.
+    struct TestDir(std::path::PathBuf);
+
+    impl TestDir {
+        fn new() -> Self {
+            let name = format!("bulk-content-crypto-{}-{:016x}", std::process::id(), rand::random::<u64>());
+            TestDir(std::env::temp_dir().join(name))
+        }
+    }
+
+    impl Drop for TestDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[tokio::test]
+    async fn an_encrypted_put_to_the_local_store_decrypts_back_from_get() {
+        let dir = TestDir::new();
+        let store = LocalStore::open(&dir.0).await.expect("open");
+        let key = FileKey::generate();
+        let plaintext = pattern(300_001);
+
+        let stored = store.put(Box::new(EncryptingReader::new(trickle(&plaintext), &key))).await.expect("put");
+        assert_eq!(stored.size, ciphertext_len(plaintext.len() as u64));
+        let stream = decrypt_stream(store.get(&stored.cid).await.expect("get"), key);
+        let chunks: Vec<Result<Bytes, ContentError>> = stream.collect().await;
+        let decrypted: Vec<u8> = chunks.into_iter().flat_map(|c| c.expect("chunk")).collect();
+        assert!(decrypted == plaintext, "decrypted bytes differ");
+    }
+}
