@@ -36,6 +36,26 @@ impl Keys {
         format!("{}:dead", self.tag)
     }
 
+    /// Every pinned export file (CID) by the time (ms) it may be unpinned.
+    pub fn content(&self) -> String {
+        format!("{}:content", self.tag)
+    }
+
+    /// How many downloads of `cid` are in flight (a file is not unpinned mid-stream).
+    pub fn reading(&self, cid: &str) -> String {
+        format!("{}:reading:{cid}", self.tag)
+    }
+
+    /// The prefix of `reading` keys.
+    pub fn reading_prefix(&self) -> String {
+        format!("{}:reading:", self.tag)
+    }
+
+    /// The prefix of `file` keys.
+    pub fn file_prefix(&self) -> String {
+        format!("{}:file:", self.tag)
+    }
+
     /// The job an (owner, `Idempotency-Key`) pair created. Hashed: the key is
     /// client input, so it must not shape key names or their length.
     pub fn idempotency(&self, owner: &str, key: &str) -> String {

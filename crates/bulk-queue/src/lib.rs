@@ -10,7 +10,7 @@ mod sqlite;
 
 pub use error::QueueError;
 pub use keys::Keys;
-pub use queue::{open, Enqueued, JobFilter, JobQueue, Progress, QueueConfig, Reaped};
+pub use queue::{now_ms_after, open, Enqueued, JobFilter, JobQueue, Progress, QueueConfig, Reaped};
 pub use record::JobRecord;
 pub use redis_queue::RedisQueue;
 pub use sqlite::SqliteQueue;

@@ -136,6 +136,26 @@ pub trait JobQueue: Send + Sync {
     /// `false` when the job is not failed.
     async fn requeue(&self, id: &JobId) -> Result<bool, QueueError>;
 
+    /// Records that `cids` were pinned and may be unpinned from `until_ms` on
+    /// unless a job still lists them then (an existing later time is kept).
+    async fn track_files(&self, cids: &[String], until_ms: u64) -> Result<(), QueueError>;
+
+    /// `id` no longer wants its files (cancelled or discarded): files no other
+    /// live job lists become due for unpinning.
+    async fn discard_files(&self, id: &JobId, cids: &[String]) -> Result<(), QueueError>;
+
+    /// Files due for unpinning now (at most `limit`), held for the caller for
+    /// a minute. Files still listed by a live job or being downloaded are
+    /// postponed instead.
+    async fn due_files(&self, limit: usize) -> Result<Vec<String>, QueueError>;
+
+    /// The file was unpinned: stop tracking it.
+    async fn forget_file(&self, cid: &str) -> Result<(), QueueError>;
+
+    /// A download of `cid` starts (`true`) or ends (`false`); while any is in
+    /// flight the file is not unpinned. A crashed API's count expires.
+    async fn reading(&self, cid: &str, starts: bool) -> Result<(), QueueError>;
+
     /// The jobs whose manifest lists the file `cid`.
     async fn jobs_with_file(&self, cid: &str) -> Result<Vec<JobId>, QueueError>;
 
@@ -157,6 +177,11 @@ pub async fn open(settings: &QueueSettings, config: QueueConfig) -> Result<Arc<d
         }
         QueueSettings::Sqlite { path } => Arc::new(SqliteQueue::open(path, config).await?),
     })
+}
+
+/// Milliseconds since the epoch `d` from now, the unit `track_files` takes.
+pub fn now_ms_after(d: Duration) -> u64 {
+    now_ms() + d.as_millis() as u64
 }
 
 /// Milliseconds since the epoch, the unit of leases and timestamps in records.

@@ -171,11 +171,14 @@ impl JobQueue for RedisQueue {
     ) -> Result<bool, QueueError> {
         let mut conn = self.conn().await?;
         let mut inv = SCRIPTS.complete.key(self.keys.job(id));
-        inv.key(self.keys.leases());
+        inv.key(self.keys.leases()).key(self.keys.content());
         for cid in cids {
             inv.key(self.keys.file(cid));
         }
         inv.arg(id.to_string()).arg(worker).arg(self.config.record_ttl.as_secs()).arg(to_json(manifest)?).arg(now_ms());
+        for cid in cids {
+            inv.arg(cid);
+        }
         let ok: i64 = inv.invoke_async(&mut conn).await?;
         Ok(ok == 1)
     }
@@ -285,6 +288,77 @@ impl JobQueue for RedisQueue {
             .invoke_async(&mut conn)
             .await?;
         Ok(ok == 1)
+    }
+
+    async fn track_files(&self, cids: &[String], until_ms: u64) -> Result<(), QueueError> {
+        if cids.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn().await?;
+        let mut cmd = redis::cmd("ZADD");
+        cmd.arg(self.keys.content()).arg("GT");
+        for cid in cids {
+            cmd.arg(until_ms).arg(cid);
+        }
+        let _: i64 = cmd.query_async(&mut conn).await?;
+        // GT never adds a member that is absent; add those with NX.
+        let mut cmd = redis::cmd("ZADD");
+        cmd.arg(self.keys.content()).arg("NX");
+        for cid in cids {
+            cmd.arg(until_ms).arg(cid);
+        }
+        let _: i64 = cmd.query_async(&mut conn).await?;
+        Ok(())
+    }
+
+    async fn discard_files(&self, id: &JobId, cids: &[String]) -> Result<(), QueueError> {
+        if cids.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn().await?;
+        let mut inv = SCRIPTS.discard_files.key(self.keys.content());
+        for cid in cids {
+            inv.key(self.keys.file(cid));
+        }
+        inv.arg(id.to_string()).arg(now_ms());
+        for cid in cids {
+            inv.arg(cid);
+        }
+        let _: i64 = inv.invoke_async(&mut conn).await?;
+        Ok(())
+    }
+
+    async fn due_files(&self, limit: usize) -> Result<Vec<String>, QueueError> {
+        let mut conn = self.conn().await?;
+        Ok(SCRIPTS
+            .due_files
+            .key(self.keys.content())
+            .arg(now_ms())
+            .arg(self.keys.file_prefix())
+            .arg(self.keys.reading_prefix())
+            .arg(self.keys.job_prefix())
+            .arg(60_000)
+            .arg(limit)
+            .invoke_async(&mut conn)
+            .await?)
+    }
+
+    async fn forget_file(&self, cid: &str) -> Result<(), QueueError> {
+        let mut conn = self.conn().await?;
+        let _: i64 = conn.zrem(self.keys.content(), cid).await?;
+        Ok(())
+    }
+
+    async fn reading(&self, cid: &str, starts: bool) -> Result<(), QueueError> {
+        let mut conn = self.conn().await?;
+        let key = self.keys.reading(cid);
+        if starts {
+            // Expires so that a crashed API cannot pin a file forever.
+            let _: () = redis::pipe().incr(&key, 1).expire(&key, 3600).query_async(&mut conn).await?;
+        } else {
+            let _: i64 = conn.decr(&key, 1).await?;
+        }
+        Ok(())
     }
 
     async fn jobs_with_file(&self, cid: &str) -> Result<Vec<JobId>, QueueError> {

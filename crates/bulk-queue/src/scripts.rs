@@ -16,6 +16,8 @@ pub(crate) struct Scripts {
     pub reap: Script,
     pub requeue: Script,
     pub release: Script,
+    pub due_files: Script,
+    pub discard_files: Script,
 }
 
 pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
@@ -28,4 +30,6 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     reap: Script::new(include_str!("lua/reap.lua")),
     requeue: Script::new(include_str!("lua/requeue.lua")),
     release: Script::new(include_str!("lua/release.lua")),
+    due_files: Script::new(include_str!("lua/due_files.lua")),
+    discard_files: Script::new(include_str!("lua/discard_files.lua")),
 });

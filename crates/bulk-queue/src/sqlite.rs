@@ -57,6 +57,18 @@ CREATE TABLE IF NOT EXISTS idempotency (
     job_id     TEXT NOT NULL,
     expires_at INTEGER NOT NULL
 );
+-- Every pinned export file, by when it may be unpinned (ms).
+CREATE TABLE IF NOT EXISTS content (
+    cid        TEXT PRIMARY KEY,
+    due_at     INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS content_by_due ON content (due_at);
+-- Downloads in flight: a file is not unpinned mid-stream.
+CREATE TABLE IF NOT EXISTS reading (
+    cid        TEXT PRIMARY KEY,
+    readers    INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS job_files (
     cid        TEXT NOT NULL,
     job_id     TEXT NOT NULL,
@@ -320,6 +332,13 @@ impl JobQueue for SqliteQueue {
                         params![cid, id.to_string(), now + ttl],
                     )
                     .map_err(db_err)?;
+                    // Unpinnable once the longest-lived job listing it has expired.
+                    tx.execute(
+                        "INSERT INTO content (cid, due_at) SELECT ?1, MAX(expires_at) FROM job_files WHERE cid = ?1
+                         ON CONFLICT (cid) DO UPDATE SET due_at = excluded.due_at",
+                        params![cid],
+                    )
+                    .map_err(db_err)?;
                 }
             }
             tx.commit().map_err(db_err)?;
@@ -440,6 +459,120 @@ impl JobQueue for SqliteQueue {
                 )
                 .map_err(db_err)?;
             Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn track_files(&self, cids: &[String], until_ms: u64) -> Result<(), QueueError> {
+        let cids = cids.to_vec();
+        self.with(move |conn| {
+            let tx = conn.transaction().map_err(db_err)?;
+            for cid in &cids {
+                tx.execute(
+                    "INSERT INTO content (cid, due_at) VALUES (?1, ?2)
+                     ON CONFLICT (cid) DO UPDATE SET due_at = MAX(due_at, excluded.due_at)",
+                    params![cid, until_ms as i64],
+                )
+                .map_err(db_err)?;
+            }
+            tx.commit().map_err(db_err)
+        })
+        .await
+    }
+
+    async fn discard_files(&self, id: &JobId, cids: &[String]) -> Result<(), QueueError> {
+        let (id, cids) = (*id, cids.to_vec());
+        self.with(move |conn| {
+            let now = now_ms() as i64;
+            let tx = conn.transaction().map_err(db_err)?;
+            for cid in &cids {
+                tx.execute("DELETE FROM job_files WHERE cid = ?1 AND job_id = ?2", params![cid, id.to_string()])
+                    .map_err(db_err)?;
+                tx.execute(
+                    "INSERT INTO content (cid, due_at) VALUES (?1, ?2)
+                     ON CONFLICT (cid) DO UPDATE SET due_at = excluded.due_at
+                     WHERE NOT EXISTS (SELECT 1 FROM job_files WHERE cid = ?1 AND expires_at > ?2)",
+                    params![cid, now],
+                )
+                .map_err(db_err)?;
+            }
+            tx.commit().map_err(db_err)
+        })
+        .await
+    }
+
+    async fn due_files(&self, limit: usize) -> Result<Vec<String>, QueueError> {
+        self.with(move |conn| {
+            let now = now_ms() as i64;
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db_err)?;
+            let due: Vec<String> = {
+                let mut stmt =
+                    tx.prepare_cached("SELECT cid FROM content WHERE due_at <= ?1 LIMIT ?2").map_err(db_err)?;
+                let rows = stmt
+                    .query_map(params![now, limit as i64], |r| r.get(0))
+                    .map_err(db_err)?
+                    .collect::<Result<Vec<String>, _>>()
+                    .map_err(db_err)?;
+                rows
+            };
+            let mut out = Vec::new();
+            for cid in due {
+                // Listed by a completed, unexpired job: not before that job expires.
+                let listed: Option<i64> = tx
+                    .query_row(
+                        "SELECT MAX(f.expires_at) FROM job_files f JOIN jobs j ON j.id = f.job_id
+                         WHERE f.cid = ?1 AND f.expires_at > ?2 AND j.status = 'completed' AND j.expires_at > ?2",
+                        params![cid, now],
+                        |r| r.get(0),
+                    )
+                    .map_err(db_err)?;
+                let reading: bool = tx
+                    .query_row(
+                        "SELECT EXISTS (SELECT 1 FROM reading WHERE cid = ?1 AND readers > 0 AND expires_at > ?2)",
+                        params![cid, now],
+                        |r| r.get(0),
+                    )
+                    .map_err(db_err)?;
+                let next = match (listed, reading) {
+                    (Some(until), _) => until,
+                    (None, true) => now + 60_000,
+                    (None, false) => {
+                        out.push(cid.clone());
+                        now + 60_000
+                    }
+                };
+                tx.execute("UPDATE content SET due_at = ?2 WHERE cid = ?1", params![cid, next]).map_err(db_err)?;
+            }
+            tx.commit().map_err(db_err)?;
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn forget_file(&self, cid: &str) -> Result<(), QueueError> {
+        let cid = cid.to_owned();
+        self.with(move |conn| {
+            conn.execute("DELETE FROM content WHERE cid = ?1", params![cid]).map_err(db_err)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn reading(&self, cid: &str, starts: bool) -> Result<(), QueueError> {
+        let cid = cid.to_owned();
+        self.with(move |conn| {
+            let now = now_ms() as i64;
+            if starts {
+                conn.execute(
+                    "INSERT INTO reading (cid, readers, expires_at) VALUES (?1, 1, ?2)
+                     ON CONFLICT (cid) DO UPDATE SET readers = readers + 1, expires_at = excluded.expires_at",
+                    params![cid, now + 3_600_000],
+                )
+            } else {
+                conn.execute("UPDATE reading SET readers = MAX(readers - 1, 0) WHERE cid = ?1", params![cid])
+            }
+            .map_err(db_err)?;
+            Ok(())
         })
         .await
     }

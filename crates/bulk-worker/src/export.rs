@@ -49,7 +49,10 @@ impl Worker {
                     }
                     Err(e) => tracing::error!(error = %e, "could not record the manifest; the lease will expire and the job re-run"),
                 },
-                Err(JobError::LostLease) => tracing::info!("job cancelled or reassigned; stopped"),
+                Err(JobError::LostLease) => {
+                    tracing::info!("job cancelled or reassigned; stopped");
+                    self.discard_if_cancelled(&record).await;
+                }
                 Err(e) => {
                     tracing::error!(error = %e, retryable = e.is_retryable(), "export failed");
                     match self.queue.fail(&record.id, &self.id, &e.to_outcome()).await {
@@ -245,6 +248,12 @@ impl Worker {
             return Ok(None);
         }
         let cid = written.stored.cid;
+        // Tracked from the moment it is pinned, so even a file of an attempt
+        // that dies before it is recorded anywhere is unpinned in the end.
+        let until = bulk_queue::now_ms_after(self.queue.config().active_ttl);
+        if let Err(e) = self.queue.track_files(&[cid.to_string()], until).await {
+            tracing::warn!(error = %e, "could not track a new file for expiry");
+        }
         Ok(Some(OutputFile {
             resource_type: q.resource_type.clone(),
             url: cid.ipfs_url(),
@@ -264,6 +273,19 @@ impl Worker {
             Ok(())
         } else {
             Err(JobError::LostLease)
+        }
+    }
+
+    /// A job stopped by a cancel gives up the files it had completed (its
+    /// checkpoint): they become due for unpinning.
+    async fn discard_if_cancelled(&self, record: &JobRecord) {
+        let Ok(Some(now)) = self.queue.get(&record.id).await else { return };
+        if now.status == bulk_core::JobStatus::Cancelled {
+            let cids: Vec<String> =
+                now.checkpoint.iter().filter_map(|f| f.url.strip_prefix("ipfs://")).map(str::to_owned).collect();
+            if let Err(e) = self.queue.discard_files(&record.id, &cids).await {
+                tracing::warn!(error = %e, "could not discard a cancelled job's files");
+            }
         }
     }
 

@@ -131,6 +131,7 @@ impl Worker {
             m.job_retries.inc_by(reaped.requeued);
             m.jobs_finished.with_label_values(&["failed"]).inc_by(reaped.failed);
         }
+        self.reap_files().await;
         let Some(record) = self.queue.claim(&self.id).await? else {
             return Ok(false);
         };
@@ -159,6 +160,36 @@ impl Worker {
             }
         }
         Ok(true)
+    }
+}
+
+impl Worker {
+    /// Unpins export files whose jobs expired or were cancelled, so the
+    /// content store's garbage collection can reclaim them. Failures are
+    /// retried by a later pass (a picked file is held for a minute).
+    pub(crate) async fn reap_files(&self) {
+        let due = match self.queue.due_files(100).await {
+            Ok(due) => due,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not list expired files");
+                return;
+            }
+        };
+        for cid in due {
+            let Ok(parsed) = cid.parse::<bulk_content::Cid>() else {
+                let _ = self.queue.forget_file(&cid).await;
+                continue;
+            };
+            match self.content.unpin(&parsed).await {
+                Ok(()) => {
+                    tracing::info!(cid = %cid, "expired export file unpinned");
+                    if let Err(e) = self.queue.forget_file(&cid).await {
+                        tracing::warn!(error = %e, cid = %cid, "unpinned, but could not stop tracking it");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, cid = %cid, "could not unpin an expired file; will retry"),
+            }
+        }
     }
 }
 

@@ -171,6 +171,35 @@ impl TestApp {
             .expect("seed");
     }
 
+    /// Adds a patient with a random id and one Document Reference and Consent,
+    /// so that this test's export files have CIDs no other test's files have
+    /// (tests share one IPFS node, and unpinning is by CID).
+    pub async fn add_unique_patient(&self) {
+        let p = format!("u-{}", uuid::Uuid::new_v4().simple());
+        let row = |ty: &str, id: String, json: String| bulk_resources::NewResource {
+            resource_type: ty.into(),
+            id,
+            patient_id: Some(p.clone()),
+            json,
+        };
+        let rows = vec![
+            row("Patient", p.clone(), format!(r#"{{"resourceType":"Patient","id":"{p}"}}"#)),
+            row(
+                "DocumentReference",
+                format!("{p}-d"),
+                format!(
+                    r#"{{"resourceType":"DocumentReference","id":"{p}-d","subject":{{"reference":"Patient/{p}"}}}}"#
+                ),
+            ),
+            row(
+                "Consent",
+                format!("{p}-c"),
+                format!(r#"{{"resourceType":"Consent","id":"{p}-c","patient":{{"reference":"Patient/{p}"}}}}"#),
+            ),
+        ];
+        self.resources.upsert(&rows).await.expect("upsert");
+    }
+
     /// A worker on this app's backends.
     pub fn worker(&self) -> Worker {
         Worker::new(

@@ -90,6 +90,7 @@ pub(crate) async fn cancel(
         return Err(ApiError::JobNotFound);
     }
     bulk_core::metrics::metrics().jobs_finished.with_label_values(&["cancelled"]).inc();
+    super::status::discard_files(&state, &r).await;
     tracing::info!(job.id = %r.id, user.id = %who.subject, "job cancelled by an operator");
     Ok(HttpResponse::NoContent().finish())
 }

@@ -5,7 +5,10 @@ use actix_web::{web, HttpResponse};
 use bulk_content::Cid;
 use bulk_core::JobStatus;
 use bulk_queue::JobRecord;
-use futures_util::TryStreamExt;
+use std::sync::Arc;
+
+use bulk_queue::JobQueue;
+use futures_util::{StreamExt, TryStreamExt};
 
 use super::status::owned_job;
 use crate::auth::Authenticated;
@@ -59,16 +62,38 @@ fn lists_file(record: &JobRecord, cid: &Cid) -> bool {
         && record.manifest.as_ref().is_some_and(|m| m.output.iter().any(|f| f.url == cid.ipfs_url()))
 }
 
-/// Streams the file from the content store; never loads it whole.
+/// Streams the file from the content store; never loads it whole. While the
+/// download is in flight the file is counted as being read, so expiry does
+/// not unpin it mid-stream.
 async fn stream(state: &AppState, cid: &Cid) -> Result<HttpResponse, ApiError> {
-    let stream = state.content.get(cid).await.map_err(|e| {
-        if e.is_not_found() {
-            ApiError::FileNotFound
-        } else {
-            ApiError::Unavailable(Box::new(e))
-        }
-    })?;
-    Ok(HttpResponse::Ok()
-        .content_type("application/fhir+ndjson")
-        .streaming(stream.map_err(|e| std::io::Error::other(e.to_string()))))
+    state.queue.reading(cid.as_str(), true).await?;
+    let guard = ReadGuard { queue: Arc::clone(&state.queue), cid: cid.to_string() };
+    let stream = match state.content.get(cid).await {
+        Ok(s) => s,
+        Err(e) if e.is_not_found() => return Err(ApiError::FileNotFound),
+        Err(e) => return Err(ApiError::Unavailable(Box::new(e))),
+    };
+    let body = stream.map_err(|e| std::io::Error::other(e.to_string())).map(move |chunk| {
+        let _held = &guard;
+        chunk
+    });
+    Ok(HttpResponse::Ok().content_type("application/fhir+ndjson").streaming(body))
+}
+
+/// Ends the "being read" mark when the response body is dropped (finished,
+/// failed or abandoned by the client).
+struct ReadGuard {
+    queue: Arc<dyn JobQueue>,
+    cid: String,
+}
+
+impl Drop for ReadGuard {
+    fn drop(&mut self) {
+        let (queue, cid) = (Arc::clone(&self.queue), std::mem::take(&mut self.cid));
+        tokio::spawn(async move {
+            if let Err(e) = queue.reading(&cid, false).await {
+                tracing::warn!(error = %e, "could not end a download mark; it expires by itself");
+            }
+        });
+    }
 }

@@ -74,6 +74,18 @@ pub(crate) async fn cancel(
         return Err(ApiError::JobNotFound);
     }
     bulk_core::metrics::metrics().jobs_finished.with_label_values(&["cancelled"]).inc();
+    discard_files(&state, &record).await;
     tracing::info!(job.id = %record.id, user.id = %who.subject, "export cancelled");
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// A cancelled or discarded job's files (manifest and checkpoint) become due
+/// for unpinning unless another live job lists them. Best effort: files not
+/// discarded here are still unpinned when their tracking time runs out.
+pub(crate) async fn discard_files(state: &AppState, record: &JobRecord) {
+    let files = record.manifest.iter().flat_map(|m| m.output.iter()).chain(record.checkpoint.iter());
+    let cids: Vec<String> = files.filter_map(|f| f.url.strip_prefix("ipfs://")).map(str::to_owned).collect();
+    if let Err(e) = state.queue.discard_files(&record.id, &cids).await {
+        tracing::warn!(error = %e, job.id = %record.id, "could not discard a cancelled job's files");
+    }
 }
