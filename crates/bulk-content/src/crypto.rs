@@ -57,6 +57,29 @@ use crate::{ByteStream, ContentError, ContentReader};
 
 /// Identifies the format; the first four bytes of every encrypted file.
 const MAGIC: &[u8; 4] = b"FBE1";
+
+/// How manifests name this format.
+pub const ENCRYPTION_ALGORITHM: &str = "FBE1-AES-256-GCM-64K";
+
+/// The key of an encrypted manifest output item (its `…/encryption`
+/// extension), `None` for a file stored in the clear.
+pub fn output_key(item: &bulk_core::OutputFile) -> Result<Option<FileKey>, ContentError> {
+    let Some(enc) = item.extension.iter().find(|e| e["url"].as_str().is_some_and(|u| u.ends_with("/encryption")))
+    else {
+        return Ok(None);
+    };
+    let field = |name: &str| {
+        enc["extension"]
+            .as_array()
+            .and_then(|xs| xs.iter().find(|x| x["url"] == name))
+            .and_then(|x| x["valueString"].as_str())
+    };
+    if field("algorithm") != Some(ENCRYPTION_ALGORITHM) {
+        return Err(ContentError::Integrity("unknown encryption algorithm in the manifest".into()));
+    }
+    let key = field("key").ok_or_else(|| ContentError::Integrity("no key in the manifest".into()))?;
+    FileKey::from_base64(key).map(Some)
+}
 /// The one format version this code reads and writes.
 const VERSION: u8 = 1;
 /// Random per-file part of every nonce.

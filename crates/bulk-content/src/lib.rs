@@ -9,7 +9,7 @@ mod store;
 mod unixfs;
 
 pub use cid::Cid;
-pub use crypto::{ciphertext_len, decrypt_stream, EncryptingReader, FileKey};
+pub use crypto::{ciphertext_len, decrypt_stream, output_key, EncryptingReader, FileKey, ENCRYPTION_ALGORITHM};
 pub use error::ContentError;
 pub use kubo::KuboStore;
 pub use local::LocalStore;

@@ -149,6 +149,10 @@ pub struct WorkerSettings {
     pub retry_base_ms: u64,
     /// Longest retry delay in ms.
     pub retry_cap_ms: u64,
+    /// Encrypt every export file (AES-256-GCM, a random key per file) before
+    /// it reaches the content store; the key is returned only in the
+    /// authenticated manifest, and the API's file endpoints decrypt.
+    pub encrypt_files: bool,
 }
 
 /// Log format.
@@ -213,6 +217,7 @@ impl Default for WorkerSettings {
             retry_max: 5,
             retry_base_ms: 200,
             retry_cap_ms: 10_000,
+            encrypt_files: false,
         }
     }
 }

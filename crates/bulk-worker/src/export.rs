@@ -212,7 +212,8 @@ impl Worker {
     ) -> Result<Option<OutputFile>, JobError> {
         let mut processed = base;
         let content_err = |source| JobError::Content { resource_type: q.resource_type.clone(), source };
-        let mut file = NdjsonFile::start(Arc::clone(&self.content));
+        let key = self.config.encrypt_files.then(bulk_content::FileKey::generate);
+        let mut file = NdjsonFile::start(Arc::clone(&self.content), key.as_ref());
         let mut after: Option<String> = None;
         loop {
             if lost.is_cancelled() {
@@ -242,7 +243,7 @@ impl Worker {
         }
         let written = file.finish().await.map_err(content_err)?;
         metrics().resources_exported.inc_by(written.lines);
-        metrics().bytes_exported.inc_by(written.stored.size);
+        metrics().bytes_exported.inc_by(written.plain_bytes);
         if written.lines == 0 {
             let _ = self.content.unpin(&written.stored.cid).await;
             return Ok(None);
@@ -254,16 +255,26 @@ impl Worker {
         if let Err(e) = self.queue.track_files(&[cid.to_string()], until).await {
             tracing::warn!(error = %e, "could not track a new file for expiry");
         }
+        let mut extension = vec![
+            json!({"url": format!("{EXT}/cid"), "valueString": cid.as_str()}),
+            // Size and SHA-256 of the NDJSON a client receives from the file endpoints.
+            // R4 has no integer64; a decimal holds sizes past 2 GiB exactly.
+            json!({"url": format!("{EXT}/size"), "valueDecimal": written.plain_bytes}),
+            json!({"url": format!("{EXT}/sha256"), "valueString": written.sha256_hex}),
+        ];
+        if let Some(key) = &key {
+            // The key travels only in the manifest, which only the owner can read.
+            extension.push(json!({"url": format!("{EXT}/encryption"), "extension": [
+                {"url": "algorithm", "valueString": bulk_content::ENCRYPTION_ALGORITHM},
+                {"url": "key", "valueString": key.to_base64()},
+                {"url": "size", "valueDecimal": written.stored.size},
+            ]}));
+        }
         Ok(Some(OutputFile {
             resource_type: q.resource_type.clone(),
             url: cid.ipfs_url(),
             count: written.lines,
-            extension: vec![
-                json!({"url": format!("{EXT}/cid"), "valueString": cid.as_str()}),
-                // R4 has no integer64; a decimal holds sizes past 2 GiB exactly.
-                json!({"url": format!("{EXT}/size"), "valueDecimal": written.stored.size}),
-                json!({"url": format!("{EXT}/sha256"), "valueString": written.sha256_hex}),
-            ],
+            extension,
         }))
     }
 

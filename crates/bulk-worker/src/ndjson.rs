@@ -4,7 +4,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bulk_content::{ContentError, ContentStore, Stored};
+use bulk_content::{ciphertext_len, ContentError, ContentReader, ContentStore, EncryptingReader, FileKey, Stored};
 use bytes::{Buf, Bytes};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, ReadBuf};
@@ -31,22 +31,31 @@ pub(crate) struct NdjsonFile {
     sha256: Sha256,
     lines: u64,
     bytes: u64,
+    encrypted: bool,
 }
 
 /// A finished file.
 pub(crate) struct WrittenFile {
+    /// CID and size of what the store holds (the ciphertext when encrypted).
     pub stored: Stored,
+    /// Size of the NDJSON itself.
+    pub plain_bytes: u64,
     pub lines: u64,
     pub sha256_hex: String,
 }
 
 impl NdjsonFile {
-    /// Starts the upload.
-    pub fn start(content: Arc<dyn ContentStore>) -> Self {
+    /// Starts the upload; with a key, the bytes are encrypted on the way.
+    pub fn start(content: Arc<dyn ContentStore>, key: Option<&FileKey>) -> Self {
         let (sender, receiver) = mpsc::channel(PAGES_IN_FLIGHT);
-        let reader = PieceReader { receiver, current: Bytes::new(), ended: false };
-        let upload = tokio::spawn(async move { content.put(Box::new(reader)).await });
-        NdjsonFile { sender, upload, sha256: Sha256::new(), lines: 0, bytes: 0 }
+        let reader: ContentReader = Box::new(PieceReader { receiver, current: Bytes::new(), ended: false });
+        let reader: ContentReader = match key {
+            Some(key) => Box::new(EncryptingReader::new(reader, key)),
+            None => reader,
+        };
+        let encrypted = key.is_some();
+        let upload = tokio::spawn(async move { content.put(reader).await });
+        NdjsonFile { sender, upload, sha256: Sha256::new(), lines: 0, bytes: 0, encrypted }
     }
 
     /// Appends resources, one compact JSON per line, exactly as stored.
@@ -83,14 +92,15 @@ impl NdjsonFile {
             Ok(r) => r?,
             Err(_) => return Err(ContentError::Unavailable("upload task failed".into())),
         };
-        if stored.size != self.bytes {
+        let expected = if self.encrypted { ciphertext_len(self.bytes) } else { self.bytes };
+        if stored.size != expected {
             return Err(ContentError::Unavailable(format!(
                 "content store stored {} bytes of {}",
                 stored.size, self.bytes
             )));
         }
         let sha256_hex = std::mem::take(&mut self.sha256).finalize().iter().map(|b| format!("{b:02x}")).collect();
-        Ok(WrittenFile { stored, lines: self.lines, sha256_hex })
+        Ok(WrittenFile { stored, plain_bytes: self.bytes, lines: self.lines, sha256_hex })
     }
 }
 
@@ -159,7 +169,7 @@ mod tests {
     #[tokio::test]
     async fn a_finished_file_has_every_line_its_hash_and_its_size() {
         let (content, dir) = store().await;
-        let mut f = NdjsonFile::start(content.clone());
+        let mut f = NdjsonFile::start(content.clone(), None);
         f.write_page(["{\"a\":1}", "{\"b\":2}"].into_iter()).await.expect("page");
         f.write_page(["{\"c\":3}"].into_iter()).await.expect("page");
         let w = f.finish().await.expect("finish");
@@ -173,12 +183,37 @@ mod tests {
     #[tokio::test]
     async fn a_file_dropped_before_its_end_stores_nothing() {
         let (content, dir) = store().await;
-        let mut f = NdjsonFile::start(content.clone());
+        let mut f = NdjsonFile::start(content.clone(), None);
         f.write_page(["{\"a\":1}"].into_iter()).await.expect("page");
         drop(f);
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         let blobs = std::fs::read_dir(dir.join("blobs")).expect("blobs").count();
         assert_eq!(blobs, 0, "a truncated file was stored");
+        std::fs::remove_dir_all(dir).ok();
+    }
+}
+
+#[cfg(test)]
+mod encrypted_tests {
+    use bulk_content::{decrypt_stream, LocalStore};
+    use futures_util::TryStreamExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn an_encrypted_file_stores_ciphertext_that_decrypts_to_the_lines() {
+        let dir = std::env::temp_dir().join(format!("ndjson-enc-{}", uuid::Uuid::new_v4()));
+        let content: Arc<dyn ContentStore> = Arc::new(LocalStore::open(&dir).await.expect("store"));
+        let key = FileKey::generate();
+        let mut f = NdjsonFile::start(content.clone(), Some(&key));
+        f.write_page(["{\"resourceType\":\"Patient\",\"id\":\"a\"}"].into_iter()).await.expect("page");
+        let w = f.finish().await.expect("finish");
+        assert_eq!(w.stored.size, ciphertext_len(w.plain_bytes));
+        let raw: Vec<bytes::Bytes> = content.get(&w.stored.cid).await.expect("get").try_collect().await.expect("read");
+        assert!(!raw.concat().windows(7).any(|x| x == b"Patient"), "plaintext in the store");
+        let plain: Vec<bytes::Bytes> =
+            decrypt_stream(content.get(&w.stored.cid).await.expect("get"), key).try_collect().await.expect("decrypt");
+        assert_eq!(plain.concat(), b"{\"resourceType\":\"Patient\",\"id\":\"a\"}\n");
         std::fs::remove_dir_all(dir).ok();
     }
 }

@@ -25,6 +25,8 @@ pub struct WorkerConfig {
     pub drain: Duration,
     /// Transient-failure retry policy.
     pub retry: Backoff,
+    /// Encrypt files before they reach the content store.
+    pub encrypt_files: bool,
 }
 
 /// Exponential backoff with full jitter, capped.
@@ -61,6 +63,7 @@ impl WorkerConfig {
                 base: Duration::from_millis(s.retry_base_ms),
                 cap: Duration::from_millis(s.retry_cap_ms.max(s.retry_base_ms)),
             },
+            encrypt_files: s.encrypt_files,
         }
     }
 }

@@ -7,6 +7,7 @@ mod access;
 mod auth;
 mod cancel;
 mod content;
+mod encryption;
 mod expiry;
 mod faults;
 mod flow;

@@ -3,7 +3,7 @@
 
 use actix_web::{web, HttpResponse};
 use bulk_content::Cid;
-use bulk_core::JobStatus;
+use bulk_core::{JobStatus, OutputFile};
 use bulk_queue::JobRecord;
 use std::sync::Arc;
 
@@ -23,10 +23,8 @@ pub(crate) async fn download(
     let (id, cid) = path.into_inner();
     let record = owned_job(&state, &who, &id).await?;
     let cid: Cid = cid.parse().map_err(|_| ApiError::FileNotFound)?;
-    if !lists_file(&record, &cid) {
-        return Err(ApiError::FileNotFound);
-    }
-    stream(&state, &cid).await
+    let item = listed_file(&record, &cid).ok_or(ApiError::FileNotFound)?;
+    stream(&state, &cid, item).await
 }
 
 /// A file by CID alone, as an IPFS gateway would serve it, but only to the
@@ -40,11 +38,9 @@ pub(crate) async fn gateway(
     let mut listed_elsewhere = false;
     for id in state.queue.jobs_with_file(cid.as_str()).await? {
         let Some(record) = state.queue.get(&id).await? else { continue };
-        if !lists_file(&record, &cid) {
-            continue;
-        }
+        let Some(item) = listed_file(&record, &cid) else { continue };
         if who.may_access(&record.owner) {
-            return stream(&state, &cid).await;
+            return stream(&state, &cid, item).await;
         }
         listed_elsewhere = true;
     }
@@ -56,22 +52,32 @@ pub(crate) async fn gateway(
     }
 }
 
-/// The job is completed (not cancelled or expired) and its manifest lists `cid`.
-fn lists_file(record: &JobRecord, cid: &Cid) -> bool {
-    record.status == JobStatus::Completed
-        && record.manifest.as_ref().is_some_and(|m| m.output.iter().any(|f| f.url == cid.ipfs_url()))
+/// The output item for `cid`, when the job is completed (not cancelled or
+/// expired) and its manifest lists it.
+fn listed_file<'a>(record: &'a JobRecord, cid: &Cid) -> Option<&'a OutputFile> {
+    if record.status != JobStatus::Completed {
+        return None;
+    }
+    record.manifest.as_ref()?.output.iter().find(|f| f.url == cid.ipfs_url())
 }
 
 /// Streams the file from the content store; never loads it whole. While the
 /// download is in flight the file is counted as being read, so expiry does
 /// not unpin it mid-stream.
-async fn stream(state: &AppState, cid: &Cid) -> Result<HttpResponse, ApiError> {
+async fn stream(state: &AppState, cid: &Cid, item: &OutputFile) -> Result<HttpResponse, ApiError> {
+    let key = bulk_content::output_key(item).map_err(|e| ApiError::Internal(Box::new(e)))?;
     state.queue.reading(cid.as_str(), true).await?;
     let guard = ReadGuard { queue: Arc::clone(&state.queue), cid: cid.to_string() };
     let stream = match state.content.get(cid).await {
         Ok(s) => s,
         Err(e) if e.is_not_found() => return Err(ApiError::FileNotFound),
         Err(e) => return Err(ApiError::Unavailable(Box::new(e))),
+    };
+    // Encrypted files are decrypted on the way out; a chunk that fails
+    // authentication ends the response with an error, never a clean end.
+    let stream = match key {
+        Some(key) => bulk_content::decrypt_stream(stream, key),
+        None => stream,
     };
     let body = stream.map_err(|e| std::io::Error::other(e.to_string())).map(move |chunk| {
         let _held = &guard;
