@@ -29,8 +29,21 @@ impl ResourceError {
 
 impl From<tokio_postgres::Error> for ResourceError {
     fn from(e: tokio_postgres::Error) -> Self {
-        // A closed connection or an I/O error has no SQLSTATE; server-side errors do.
-        if e.is_closed() || e.code().is_none() {
+        // A closed connection or an I/O error has no SQLSTATE. Of the server's
+        // errors, these are about the connection or the server's state, not
+        // the query: class 08 (connection exception), 53 (insufficient
+        // resources), 57P01-57P03 (shutdown, crash, cannot connect now), and
+        // 40001/40P01 (serialization failure, deadlock): a retry may succeed.
+        let transient = match e.code() {
+            None => true,
+            Some(code) => {
+                let c = code.code();
+                c.starts_with("08")
+                    || c.starts_with("53")
+                    || matches!(c, "57P01" | "57P02" | "57P03" | "40001" | "40P01")
+            }
+        };
+        if e.is_closed() || transient {
             ResourceError::Unavailable(e.to_string())
         } else {
             ResourceError::Query(e.to_string())

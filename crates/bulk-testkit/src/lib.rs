@@ -1,5 +1,10 @@
 #![doc = include_str!("../README.md")]
 
+mod proxy;
+mod redis_server;
+
+pub use proxy::TcpProxy;
+pub use redis_server::OwnRedis;
 use tokio_postgres::NoTls;
 
 /// The services `make test` started.

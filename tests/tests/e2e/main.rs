@@ -13,6 +13,7 @@ mod faults;
 mod flow;
 mod gateway;
 mod ops;
+mod outages;
 mod queue;
 mod resources;
 mod workers;
