@@ -220,3 +220,28 @@ async fn both_modes_export_the_same_data_to_byte_identical_files_with_identical_
     }
     assert_eq!(manifests[0], manifests[1]);
 }
+
+async fn discovery_and_the_complete_response_carry_what_bulk_clients_look_for(mode: Mode) {
+    let app = TestApp::spawn_in(mode, &[]).await;
+    let res = app.get("/fhir/r4/metadata", None).await;
+    assert_eq!(res.status(), 200);
+    let cs: Value = res.json().await.expect("json");
+    assert_eq!(cs["resourceType"], "CapabilityStatement");
+    assert_eq!(cs["instantiates"][0], "http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data");
+    let ops = cs["rest"][0]["operation"].to_string() + &cs["rest"][0]["resource"].to_string();
+    assert!(ops.contains("OperationDefinition/export") && ops.contains("OperationDefinition/patient-export"));
+    assert_eq!(app.get("/.well-known/smart-configuration", None).await.status(), 200);
+
+    app.seed(1, 0).await;
+    let status = app.kick_off("/fhir/r4/$export?_type=Patient", &admin()).await;
+    app.run_worker().await;
+    let res = app.get(&status, Some(&admin())).await;
+    assert_eq!(res.status(), 200);
+    let expires = res.headers()["expires"].to_str().expect("ascii").to_owned();
+    let expires =
+        time::OffsetDateTime::parse(&expires, &time::format_description::well_known::Rfc2822).expect("HTTP date");
+    let in_hours = (expires - time::OffsetDateTime::now_utc()).whole_hours();
+    assert!((23..=24).contains(&in_hours), "Expires {expires} is not 24 h away");
+}
+
+both_modes!(discovery_and_the_complete_response_carry_what_bulk_clients_look_for);

@@ -4,6 +4,7 @@ mod admin;
 mod files;
 mod health;
 mod kickoff;
+mod metadata;
 mod metrics;
 mod status;
 
@@ -15,6 +16,7 @@ use crate::ApiError;
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/fhir/r4")
+            .route("/metadata", web::get().to(metadata::capability_statement))
             .route("/$export", web::get().to(kickoff::system))
             .route("/Patient/$export", web::get().to(kickoff::patient))
             .route("/$export-status/{id}", web::get().to(status::poll))
@@ -31,6 +33,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
     )
     .route("/ipfs/{cid}", web::get().to(files::gateway))
     .route("/metrics", web::get().to(metrics::render))
+    .route("/.well-known/smart-configuration", web::get().to(metadata::smart_configuration))
     .route("/healthz", web::get().to(health::live))
     .route("/readyz", web::get().to(health::ready))
     .default_service(web::to(not_found));

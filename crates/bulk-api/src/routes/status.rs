@@ -52,9 +52,14 @@ pub(crate) async fn poll(
         }
         JobStatus::Completed => {
             let manifest = record.manifest.ok_or_else(|| ApiError::Internal("completed job has no manifest".into()))?;
-            Ok(HttpResponse::Ok()
-                .insert_header(header::CacheControl(vec![header::CacheDirective::NoStore]))
-                .json(manifest))
+            let mut res = HttpResponse::Ok();
+            res.insert_header(header::CacheControl(vec![header::CacheDirective::NoStore]));
+            // When the record, and with it the files, expire.
+            if let Some(ttl) = state.queue.record_ttl(&record.id).await? {
+                let expires = std::time::SystemTime::now() + std::time::Duration::from_secs(ttl);
+                res.insert_header(header::Expires(expires.into()));
+            }
+            Ok(res.json(manifest))
         }
         JobStatus::Failed => Err(ApiError::JobFailed(record.error.unwrap_or_else(|| {
             bulk_core::OperationOutcome::error(bulk_core::IssueCode::Exception, "Export job failed")

@@ -1,0 +1,57 @@
+//! `GET /fhir/r4/metadata` (CapabilityStatement) and
+//! `GET /.well-known/smart-configuration`: what clients discover before a kick-off.
+
+use actix_web::{web, HttpResponse};
+use serde_json::json;
+
+use crate::AppState;
+
+/// The CapabilityStatement: a FHIR R4 server that instantiates the Bulk Data
+/// IG's server CapabilityStatement and offers the export operations it implements.
+pub(crate) async fn capability_statement(state: web::Data<AppState>) -> HttpResponse {
+    let base = format!("{}/fhir/r4", state.public_base_url);
+    let body = json!({
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": "2026-11-26",
+        "kind": "instance",
+        "instantiates": ["http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"],
+        "software": {"name": "fhir-bulk", "version": env!("CARGO_PKG_VERSION")},
+        "implementation": {"description": "FHIR Bulk Data $export", "url": base},
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json"],
+        "rest": [{
+            "mode": "server",
+            "security": {
+                "description": "Bearer JWT (HS256, RS256 or ES256) on every request",
+                "service": [{"coding": [{
+                    "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                    "code": "SMART-on-FHIR"
+                }]}]
+            },
+            "resource": [{
+                "type": "Patient",
+                "operation": [{
+                    "name": "export",
+                    "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"
+                }]
+            }],
+            "operation": [{
+                "name": "export",
+                "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"
+            }]
+        }]
+    });
+    HttpResponse::Ok().content_type("application/fhir+json").json(body)
+}
+
+/// SMART configuration: the capabilities clients look for; no token endpoint
+/// is offered (tokens come from the deployment's identity provider).
+pub(crate) async fn smart_configuration() -> HttpResponse {
+    HttpResponse::Ok().json(json!({
+        "capabilities": ["permission-v2"],
+        "token_endpoint_auth_methods_supported": [],
+        "grant_types_supported": [],
+        "scopes_supported": []
+    }))
+}
