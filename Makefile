@@ -1,13 +1,14 @@
 # Thin wrappers over the scripts and cargo commands CI runs (see README.md).
 # `make test` is what .ci/run runs.
 
-.PHONY: help run run-split test bench lint fmt build release
+.PHONY: help run run-split test bench fuzz lint fmt build release
 
 help:
 	@echo "make run      the whole service in one process on embedded backends, demo data (Ctrl-C stops)"
 	@echo "make run-split  the split binaries against their own Redis, PostgreSQL and IPFS"
 	@echo "make test     the whole test suite against its own Redis, PostgreSQL and IPFS (as CI)"
 	@echo "make bench    benchmarks (not yet implemented)"
+	@echo "make fuzz     run each cargo-fuzz target for 30 s (make fuzz FUZZ_SECONDS=300 for longer); not part of make test"
 	@echo "make lint     rustfmt check and clippy, warnings denied"
 	@echo "make fmt      format the code"
 	@echo "make build    debug build of the workspace"
@@ -23,8 +24,10 @@ test:
 	scripts/test.sh
 
 bench:
-	@echo "benchmarks: not yet implemented (issue 6)" >&2
-	@exit 1
+	scripts/bench.sh
+
+fuzz:
+	scripts/fuzz.sh $(FUZZ_SECONDS)
 
 lint:
 	cargo fmt --all -- --check

@@ -6,6 +6,7 @@ use anyhow::{bail, Context};
 use serde_json::{json, Value};
 use tokio::task::JoinSet;
 
+use crate::cpu::CpuSnapshot;
 use crate::procfs;
 
 /// Arguments of `export`.
@@ -44,6 +45,26 @@ pub(crate) struct ExportArgs {
     /// Give up on a job after this long.
     #[arg(long, default_value_t = 900)]
     timeout_secs: u64,
+    /// `NAME=PID`: report the CPU seconds that process (and its children)
+    /// used during the exports; repeatable.
+    #[arg(long = "cpu", value_name = "NAME=PID")]
+    cpu: Vec<String>,
+    /// The worker's log: the `elapsed_ms` of its last `--jobs` "export
+    /// completed" lines are reported (the worker's own time, claim to manifest).
+    #[arg(long)]
+    worker_log: Option<std::path::PathBuf>,
+}
+
+/// Seconds the worker logged for its last `n` completed exports.
+fn worker_secs(log: &std::path::Path, n: usize) -> Vec<f64> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let all: Vec<f64> = text
+        .lines()
+        .filter(|l| l.contains("export completed"))
+        .filter_map(|l| l.split("elapsed_ms=").nth(1)?.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
+        .map(|ms: f64| ms / 1000.0)
+        .collect();
+    all[all.len().saturating_sub(n)..].to_vec()
 }
 
 /// One job's timeline, in seconds since the first kick-off.
@@ -65,15 +86,19 @@ struct JobTiming {
 pub(crate) fn run(args: ExportArgs) -> anyhow::Result<bool> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let before = args.pid.and_then(procfs::mem);
+    let cpu_before = CpuSnapshot::take(&args.cpu, args.pid)?;
     let start = Instant::now();
     let results = rt.block_on(run_jobs(&args, start));
+    let cpu_after = CpuSnapshot::take(&args.cpu, args.pid)?;
     let after = args.pid.and_then(procfs::mem);
+    let (cpu, threads) = cpu_before.until(&cpu_after);
     let mut step = json!({
         "kind": args.kind, "mode": args.mode, "size": args.size, "workers": args.workers,
         "jobs": args.jobs, "process": args.process, "pid": args.pid,
         "rss_before_kb": before.map(|m| m.rss_kb),
         "rss_after_kb": after.map(|m| m.rss_kb),
         "hwm_kb": after.map(|m| m.hwm_kb),
+        "cpu_secs": cpu, "thread_cpu_secs": threads,
     });
     let ok = match results {
         Ok(jobs) => {
@@ -91,6 +116,12 @@ pub(crate) fn run(args: ExportArgs) -> anyhow::Result<bool> {
             step["counted_secs"] = json!(jobs.iter().filter_map(|j| j.counted_secs).fold(0.0, f64::max));
             step["manifest_secs"] = json!(max(|j| j.manifest_secs));
             step["download_secs"] = json!(max(|j| j.done_secs - j.manifest_secs));
+            if let Some(log) = &args.worker_log {
+                let secs = worker_secs(log, args.jobs);
+                step["worker_secs"] =
+                    json!(secs.iter().copied().fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x)))));
+                step["worker_export_secs"] = json!(secs);
+            }
             step["job_details"] = Value::Array(jobs.iter().map(job_json).collect());
             true
         }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use serde_json::{json, Value};
 
+use crate::cpu::CpuSnapshot;
 use crate::procfs;
 
 /// Marker of the summary line `scripts/bench/auth.lua` prints from wrk's `done`.
@@ -26,6 +27,9 @@ pub(crate) struct LoadArgs {
     /// Process whose RSS is sampled every 100 ms (the API).
     #[arg(long)]
     pid: Option<u32>,
+    /// What `--pid` is, for the CPU figures.
+    #[arg(long, default_value = "api")]
+    process: String,
     /// The load generator and its arguments.
     #[arg(last = true, required = true)]
     command: Vec<String>,
@@ -34,6 +38,8 @@ pub(crate) struct LoadArgs {
 /// Prints the step; `Ok(false)` when the load generator failed or saw errors.
 pub(crate) fn run(args: LoadArgs) -> anyhow::Result<bool> {
     let before = args.pid.and_then(procfs::mem);
+    let specs: Vec<String> = args.pid.map(|p| format!("{}={p}", args.process)).into_iter().collect();
+    let cpu_before = CpuSnapshot::take(&specs, args.pid)?;
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = args.pid.map(|pid| {
         let stop = Arc::clone(&stop);
@@ -50,9 +56,11 @@ pub(crate) fn run(args: LoadArgs) -> anyhow::Result<bool> {
     stop.store(true, Ordering::Relaxed);
     let peak = sampler.and_then(|s| s.join().ok());
     let after = args.pid.and_then(procfs::mem);
+    let (cpu, threads) = cpu_before.until(&CpuSnapshot::take(&specs, args.pid)?);
     let mut step = json!({
         "kind": "api", "mode": args.mode, "name": args.name, "command": args.command.join(" "),
         "rss_before_kb": before.map(|m| m.rss_kb), "rss_peak_kb": peak, "hwm_kb": after.map(|m| m.hwm_kb),
+        "cpu_secs": cpu, "thread_cpu_secs": threads,
     });
     let ok = match outcome {
         Ok(summary) => summarise(&summary, &mut step),

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+mod cpu;
 mod export;
 mod load;
 mod procfs;

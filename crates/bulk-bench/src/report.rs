@@ -88,54 +88,103 @@ fn mib(v: &Value, k: &str) -> String {
     num(f(v, k) / 1024.0, 1)
 }
 
+/// Appends an aligned table: the columns numbered in `left` (text) left-aligned, the rest right-aligned.
+fn grid(t: &mut String, headers: &[&str], left: &[usize], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut out = String::new();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            let pad = w.saturating_sub(cell.chars().count());
+            if left.contains(&i) {
+                out.push_str(cell);
+                out.push_str(&" ".repeat(pad));
+            } else {
+                out.push_str(&" ".repeat(pad));
+                out.push_str(cell);
+            }
+            out.push_str("  ");
+        }
+        out.trim_end().to_owned()
+    };
+    let _ = writeln!(t, "{}", line(headers.to_vec()));
+    for row in rows {
+        let _ = writeln!(t, "{}", line(row.iter().map(String::as_str).collect()));
+    }
+}
+
 fn table(steps: &[Value], ratios: &[Value]) -> String {
     let mut t = String::new();
     for e in of_kind(steps, "env") {
         let _ = writeln!(t, "# {}: {}", s(e, "name"), s(e, "text"));
     }
     let _ = writeln!(t, "\nEnd-to-end system export (4 types): kick-off -> manifest -> every file downloaded");
+    let rows: Vec<Vec<String>> = of_kind(steps, "export")
+        .map(|e| {
+            let seed = of_kind(steps, "seed").find(|x| same(x, e)).map_or(f64::NAN, |x| f(x, "secs"));
+            vec![
+                s(e, "mode"),
+                s(e, "size"),
+                num(seed, 1),
+                num(f(e, "wall_secs"), 2),
+                num(f(e, "resources_per_sec"), 0),
+                num(f(e, "mb_per_sec"), 1),
+                num(f(e, "counted_secs"), 2),
+                num(f(e, "manifest_secs"), 2),
+                num(f(e, "worker_secs"), 2),
+                num(f(e, "download_secs"), 2),
+                mib(e, "rss_before_kb"),
+                mib(e, "hwm_kb"),
+                s(e, "process"),
+                status(e).into(),
+            ]
+        })
+        .collect();
+    let headers = [
+        "mode",
+        "size",
+        "seed s",
+        "wall s",
+        "res/s",
+        "MB/s",
+        "count s",
+        "manifest s",
+        "worker s",
+        "download s",
+        "RSS0 MB",
+        "peak MB",
+        "process",
+        "status",
+    ];
+    grid(&mut t, &headers, &[0, 12, 13], &rows);
     let _ = writeln!(
         t,
-        "{:<11}{:>9} {:>7} {:>8} {:>9} {:>7} {:>8} {:>8} {:>8} {:>8}  {:<11} status",
-        "mode", "size", "seed s", "wall s", "res/s", "MB/s", "manif s", "dl s", "RSS0 MB", "peak MB", "process"
+        "  (count s: first 202 with totalResources; manifest s: first 200; worker s: the worker's own log, claim to \
+         manifest; download s: manifest to last byte; RSS0: before kick-off; peak: VmHWM after)"
     );
-    for e in of_kind(steps, "export") {
-        let seed = of_kind(steps, "seed").find(|x| same(x, e)).map_or(f64::NAN, |x| f(x, "secs"));
-        let _ = writeln!(
-            t,
-            "{:<11}{:>9} {:>7} {:>8} {:>9} {:>7} {:>8} {:>8} {:>8} {:>8}  {:<11} {}",
-            s(e, "mode"),
-            s(e, "size"),
-            num(seed, 1),
-            num(f(e, "wall_secs"), 2),
-            num(f(e, "resources_per_sec"), 0),
-            num(f(e, "mb_per_sec"), 1),
-            num(f(e, "manifest_secs"), 2),
-            num(f(e, "download_secs"), 2),
-            mib(e, "rss_before_kb"),
-            mib(e, "hwm_kb"),
-            s(e, "process"),
-            status(e)
-        );
-    }
-    let _ = writeln!(t, "\nBaselines on the same data (seconds) and export wall / max(baselines)");
-    let _ = writeln!(t, "{:<11}{:>9}  {:<44} {:>8} {:>9}  status", "mode", "size", "baseline", "secs", "MB");
-    for b in of_kind(steps, "baseline") {
-        let _ = writeln!(
-            t,
-            "{:<11}{:>9}  {:<44} {:>8} {:>9}  {}",
-            s(b, "mode"),
-            s(b, "size"),
-            s(b, "name"),
-            num(f(b, "secs"), 2),
-            num(f(b, "bytes") / 1e6, 1),
-            status(b)
-        );
-    }
+    cpu_table(&mut t, steps);
+    let _ = writeln!(t, "\nBaselines on the same data, and export wall / max(baselines)");
+    let rows: Vec<Vec<String>> = of_kind(steps, "baseline")
+        .map(|b| {
+            vec![
+                s(b, "mode"),
+                s(b, "size"),
+                s(b, "name"),
+                num(f(b, "secs"), 2),
+                num(f(b, "bytes") / 1e6, 1),
+                status(b).into(),
+            ]
+        })
+        .collect();
+    grid(&mut t, &["mode", "size", "baseline", "secs", "MB", "status"], &[0, 2, 5], &rows);
     for r in ratios {
         let _ = writeln!(
             t,
-            "  ratio {:<11}{:>9}: export {} s / {} {} s = {}x",
+            "  ratio {} {}: export {} s / {} {} s = {}x",
             s(r, "mode"),
             s(r, "size"),
             num(f(r, "export_secs"), 2),
@@ -149,7 +198,8 @@ fn table(steps: &[Value], ratios: &[Value]) -> String {
     let failed: Vec<&Value> = steps.iter().filter(|s| s["ok"] == json!(false)).collect();
     let _ = writeln!(t, "\nFailed steps: {}", failed.len());
     for x in failed {
-        let _ = writeln!(t, "  {} {} {} {}: {}", s(x, "kind"), s(x, "mode"), s(x, "size"), s(x, "name"), s(x, "error"));
+        let what: Vec<String> = ["kind", "mode", "size", "name"].iter().map(|k| s(x, k)).filter(|v| v != "-").collect();
+        let _ = writeln!(t, "  {}: {}", what.join(" "), s(x, "error"));
     }
     t
 }
@@ -164,51 +214,93 @@ fn status(v: &Value) -> &'static str {
 
 fn api_table(t: &mut String, steps: &[Value]) {
     let _ = writeln!(t, "\nAPI under load (wrk on loopback; RSS of the process serving the API)");
-    let _ = writeln!(
-        t,
-        "{:<11}{:<26} {:>5} {:>9} {:>8} {:>8} {:>8} {:>7} {:>8} {:>8}  status",
-        "mode", "request", "conns", "req/s", "p50 ms", "p99 ms", "max ms", "errors", "RSS0 MB", "peak MB"
-    );
+    let rows: Vec<Vec<String>> = of_kind(steps, "api")
+        .map(|a| {
+            vec![
+                s(a, "mode"),
+                s(a, "name"),
+                format!("{}x{}", s(a, "threads"), s(a, "connections")),
+                num(f(a, "rps"), 0),
+                num(f(a, "p50_ms"), 2),
+                num(f(a, "p99_ms"), 2),
+                num(f(a, "max_ms"), 1),
+                num(f(a, "non_2xx") + f(a, "socket_errors"), 0),
+                mib(a, "rss_before_kb"),
+                mib(a, "rss_peak_kb"),
+                status(a).into(),
+            ]
+        })
+        .collect();
+    let headers = [
+        "mode",
+        "request",
+        "thr x conn",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "max ms",
+        "errors",
+        "RSS0 MB",
+        "peak MB",
+        "status",
+    ];
+    grid(t, &headers, &[0, 1, 10], &rows);
     for a in of_kind(steps, "api") {
-        let errors = f(a, "non_2xx") + f(a, "socket_errors");
-        let _ = writeln!(
-            t,
-            "{:<11}{:<26} {:>5} {:>9} {:>8} {:>8} {:>8} {:>7} {:>8} {:>8}  {}",
-            s(a, "mode"),
-            s(a, "name"),
-            s(a, "connections"),
-            num(f(a, "rps"), 0),
-            num(f(a, "p50_ms"), 2),
-            num(f(a, "p99_ms"), 2),
-            num(f(a, "max_ms"), 1),
-            num(errors, 0),
-            mib(a, "rss_before_kb"),
-            mib(a, "rss_peak_kb"),
-            status(a)
-        );
+        let cpu = cpu_list(a, "cpu_secs");
+        if !cpu.is_empty() {
+            let _ = writeln!(t, "  CPU s during {} {}: {cpu}", s(a, "mode"), s(a, "name"));
+        }
     }
 }
 
 fn scaling_table(t: &mut String, steps: &[Value]) {
     let _ = writeln!(t, "\nScaling: N concurrent system exports on `serve --workers N` (embedded)");
-    let _ = writeln!(
-        t,
-        "{:>7} {:>7} {:>9} {:>8} {:>10} {:>10} {:>8} {:>8}  status",
-        "workers", "exports", "size", "wall s", "resources", "agg res/s", "MB/s", "peak MB"
-    );
-    for x in of_kind(steps, "scaling") {
+    let rows: Vec<Vec<String>> = of_kind(steps, "scaling")
+        .map(|x| {
+            vec![
+                s(x, "workers"),
+                s(x, "jobs"),
+                s(x, "size"),
+                num(f(x, "wall_secs"), 2),
+                s(x, "resources"),
+                num(f(x, "resources_per_sec"), 0),
+                num(f(x, "mb_per_sec"), 1),
+                mib(x, "hwm_kb"),
+                status(x).into(),
+            ]
+        })
+        .collect();
+    let headers = ["workers", "exports", "size", "wall s", "resources", "agg res/s", "MB/s", "peak MB", "status"];
+    grid(t, &headers, &[8], &rows);
+}
+
+/// Where the CPU went during each export (user + system seconds).
+fn cpu_table(t: &mut String, steps: &[Value]) {
+    let _ = writeln!(t, "\nCPU seconds used during each export (user+sys; at most cores x wall)");
+    for e in steps.iter().filter(|s| s["kind"] == "export" || s["kind"] == "scaling") {
+        let list = |k: &str| cpu_list(e, k);
         let _ = writeln!(
             t,
-            "{:>7} {:>7} {:>9} {:>8} {:>10} {:>10} {:>8} {:>8}  {}",
-            s(x, "workers"),
-            s(x, "jobs"),
-            s(x, "size"),
-            num(f(x, "wall_secs"), 2),
-            s(x, "resources"),
-            num(f(x, "resources_per_sec"), 0),
-            num(f(x, "mb_per_sec"), 1),
-            mib(x, "hwm_kb"),
-            status(x)
+            "  {} {} {} x{} (wall {} s): {}",
+            s(e, "kind"),
+            s(e, "mode"),
+            s(e, "size"),
+            s(e, "jobs"),
+            num(f(e, "wall_secs"), 2),
+            list("cpu_secs")
         );
+        let threads = list("thread_cpu_secs");
+        if !threads.is_empty() {
+            let _ = writeln!(t, "      {} threads: {threads}", s(e, "process"));
+        }
     }
+}
+
+/// `name secs, ...` of a step's CPU map.
+fn cpu_list(step: &Value, key: &str) -> String {
+    step[key]
+        .as_object()
+        .map(|m| m.iter().map(|(n, v)| format!("{n} {}", num(v.as_f64().unwrap_or(f64::NAN), 2))).collect::<Vec<_>>())
+        .unwrap_or_default()
+        .join(", ")
 }
