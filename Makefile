@@ -7,7 +7,7 @@ help:
 	@echo "make run      the whole service in one process on embedded backends, demo data (Ctrl-C stops)"
 	@echo "make run-split  the split binaries against their own Redis, PostgreSQL and IPFS"
 	@echo "make test     the whole test suite against its own Redis, PostgreSQL and IPFS (as CI)"
-	@echo "make bench    benchmarks (not yet implemented)"
+	@echo "make bench    benchmarks: export throughput vs baselines, memory, API latency, scaling (BENCH_SIZES=100000 for a quick run)"
 	@echo "make fuzz     run each cargo-fuzz target for 30 s (make fuzz FUZZ_SECONDS=300 for longer); not part of make test"
 	@echo "make lint     rustfmt check and clippy, warnings denied"
 	@echo "make fmt      format the code"

@@ -97,6 +97,8 @@ impl Verifier {
         validation.set_required_spec_claims(&["exp", "sub"]);
         validation.leeway = self.leeway;
         validation.validate_exp = true;
+        // A token not yet valid is refused too (the library skips `nbf` by default).
+        validation.validate_nbf = true;
         match &self.issuer {
             Some(iss) => {
                 validation.set_issuer(&[iss]);
@@ -217,6 +219,15 @@ mod tests {
         assert!(v.verify(&token(wrong_aud)).is_err());
         let no_iss = serde_json::json!({"sub": "a", "role": "admin", "exp": now() + 60, "aud": "fhir-bulk"});
         assert!(v.verify(&token(no_iss)).is_err());
+    }
+
+    #[test]
+    fn a_token_not_yet_valid_is_refused() {
+        let v = verifier(None, None);
+        let early = token(serde_json::json!({"sub": "a", "role": "admin", "exp": now() + 600, "nbf": now() + 300}));
+        assert!(v.verify(&early).is_err());
+        let ok = token(serde_json::json!({"sub": "a", "role": "admin", "exp": now() + 600, "nbf": now() - 5}));
+        assert!(v.verify(&ok).is_ok());
     }
 
     #[test]

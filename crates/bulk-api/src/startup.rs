@@ -20,20 +20,20 @@ impl Application {
         let listener = TcpListener::bind(listen)?;
         let port = listener.local_addr()?.port();
         let data = web::Data::new(state);
-        let server =
-            HttpServer::new(move || {
-                App::new()
-                    .app_data(data.clone())
-                    .app_data(web::QueryConfig::default().error_handler(|e: QueryPayloadError, _| {
-                        ApiError::Invalid(format!("Malformed query: {e}")).into()
-                    }))
-                    .configure(routes::configure)
-                    .wrap(actix_web::middleware::from_fn(crate::observe::observe))
-            })
-            .shutdown_timeout(30)
-            .disable_signals()
-            .listen(listener)?
-            .run();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .app_data(web::QueryConfig::default().error_handler(|_: QueryPayloadError, _| {
+                    // A fixed message: the parser's text would echo client input.
+                    ApiError::Invalid("Malformed or unsupported query parameters".into()).into()
+                }))
+                .configure(routes::configure)
+                .wrap(actix_web::middleware::from_fn(crate::observe::observe))
+        })
+        .shutdown_timeout(30)
+        .disable_signals()
+        .listen(listener)?
+        .run();
         Ok(Application { port, server })
     }
 

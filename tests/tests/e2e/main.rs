@@ -12,6 +12,7 @@ mod expiry;
 mod faults;
 mod flow;
 mod gateway;
+mod hostile;
 mod ops;
 mod outages;
 mod queue;

@@ -77,6 +77,9 @@ async fn the_admin_api_lists_shows_dead_letters_and_requeues_failed_jobs(mode: M
     let failed_id = failing.rsplit('/').next().expect("id");
 
     assert_outcome(app.get("/admin/jobs", Some(&alice)).await, 403, "forbidden").await;
+    // A malformed admin query is refused without echoing the client's bytes.
+    let diagnostics = assert_outcome(app.get("/admin/jobs?%1b%5b31m=1", Some(&admin())).await, 400, "invalid").await;
+    assert_eq!(diagnostics, "Malformed or unsupported query parameters");
     assert_outcome(app.get("/admin/jobs", None).await, 401, "login").await;
 
     let list: Value = app.get("/admin/jobs?owner=user-seed-p0000000", Some(&admin())).await.json().await.expect("json");
