@@ -45,7 +45,12 @@ pub(crate) async fn list(
         })?),
     };
     let filter = JobFilter { status, owner: q.owner.clone() };
-    let jobs = state.queue.list(&filter, q.limit.unwrap_or(100).clamp(1, MAX_LIMIT)).await?;
+    listing(&state, &filter, q.limit.unwrap_or(100).clamp(1, MAX_LIMIT)).await
+}
+
+/// `{"jobs": [summary, …]}` for the jobs matching `filter`, newest first.
+async fn listing(state: &AppState, filter: &JobFilter, limit: usize) -> Result<HttpResponse, ApiError> {
+    let jobs = state.queue.list(filter, limit).await?;
     Ok(HttpResponse::Ok().json(json!({"jobs": jobs.iter().map(JobRecord::summary).collect::<Vec<_>>()})))
 }
 
@@ -55,9 +60,7 @@ pub(crate) async fn dead_letter(
     Authenticated(who): Authenticated,
 ) -> Result<HttpResponse, ApiError> {
     admin_only(&who)?;
-    let filter = JobFilter { status: Some(JobStatus::Failed), owner: None };
-    let jobs = state.queue.list(&filter, MAX_LIMIT).await?;
-    Ok(HttpResponse::Ok().json(json!({"jobs": jobs.iter().map(JobRecord::summary).collect::<Vec<_>>()})))
+    listing(&state, &JobFilter { status: Some(JobStatus::Failed), owner: None }, MAX_LIMIT).await
 }
 
 async fn job(state: &AppState, id: &str) -> Result<JobRecord, ApiError> {
@@ -86,12 +89,7 @@ pub(crate) async fn cancel(
 ) -> Result<HttpResponse, ApiError> {
     admin_only(&who)?;
     let r = job(&state, &id).await?;
-    if !state.queue.cancel(&r.id).await? {
-        return Err(ApiError::JobNotFound);
-    }
-    bulk_core::metrics::metrics().jobs_finished.with_label_values(&["cancelled"]).inc();
-    super::status::discard_files(&state, &r).await;
-    tracing::info!(job.id = %r.id, user.id = %who.subject, "job cancelled by an operator");
+    super::status::cancel_job(&state, &r, &who).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -75,13 +75,20 @@ pub(crate) async fn cancel(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let record = owned_job(&state, &who, &id).await?;
+    cancel_job(&state, &record, &who).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Cancels (or discards) `record` for `who`, the owner or an admin: the
+/// record ends cancelled and its files become due for unpinning.
+pub(crate) async fn cancel_job(state: &AppState, record: &JobRecord, who: &Principal) -> Result<(), ApiError> {
     if !state.queue.cancel(&record.id).await? {
         return Err(ApiError::JobNotFound);
     }
     bulk_core::metrics::metrics().jobs_finished.with_label_values(&["cancelled"]).inc();
-    discard_files(&state, &record).await;
+    discard_files(state, record).await;
     tracing::info!(job.id = %record.id, user.id = %who.subject, "export cancelled");
-    Ok(HttpResponse::NoContent().finish())
+    Ok(())
 }
 
 /// A cancelled or discarded job's files (manifest and checkpoint) become due
