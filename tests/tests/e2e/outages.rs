@@ -20,11 +20,19 @@ const PATIENT_RETRIES: [(&str, &str); 4] = [
     ("BULK__WORKER__PAGE_SIZE", "5"),
 ];
 
-/// Every output file holds each of its resources once, and the counts add up.
+/// Every output file holds each of its resources once, and the counts add
+/// up; and nothing of the run is left over: the job holds no worker or lease,
+/// nothing waits on the queue, and every file of the manifest is pinned.
 async fn assert_exact(app: &TestApp, status: &str, expected_total: u64) {
+    let id = status.rsplit('/').next().expect("id").parse().expect("id");
+    let record = app.queue.get(&id).await.expect("get").expect("record");
+    assert_eq!((record.status, record.worker.as_deref()), (JobStatus::Completed, None));
+    assert_eq!(app.queue.queue_len().await.expect("len"), 0, "a job was left on the queue");
+    assert_eq!(app.queue.reap_expired_leases().await.expect("reap"), Default::default(), "a lease was left behind");
     let manifest = app.manifest(status, &admin()).await;
     let mut total = 0;
     for item in manifest["output"].as_array().expect("output") {
+        // fetch_ipfs reads through the store's pin check: the file is pinned.
         let lines = ndjson(&app.fetch_ipfs(item["url"].as_str().expect("url")).await);
         let ids: HashSet<String> = lines.iter().map(|r| r["id"].as_str().expect("id").to_owned()).collect();
         assert_eq!(ids.len(), lines.len(), "a resource was exported twice");
