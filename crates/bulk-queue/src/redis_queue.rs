@@ -1,11 +1,13 @@
 //! The production queue: Redis lists and hashes, one Lua script per transition.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bulk_core::{ExportRequest, IssueCode, JobId, Manifest, OperationOutcome};
 use deadpool_redis::{Pool, Runtime};
+use redis::aio::MultiplexedConnection;
 use redis::AsyncCommands;
 use secrecy::{ExposeSecret, SecretString};
 
@@ -13,10 +15,26 @@ use crate::queue::now_ms;
 use crate::scripts::SCRIPTS;
 use crate::{Enqueued, JobFilter, JobQueue, JobRecord, Keys, Progress, QueueConfig, QueueError, Reaped};
 
-/// The queue in Redis; cheap to clone (a pool inside).
+/// How long the shared connection is trusted without a PING. The pool pings
+/// on every checkout, which doubled the round trips of every status poll; a
+/// multiplexed connection is shared instead and checked at most this often,
+/// so a Redis restart is noticed within this long.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// The shared multiplexed connection and when it last answered.
+#[derive(Default)]
+struct Shared {
+    conn: Option<MultiplexedConnection>,
+    checked: Option<Instant>,
+}
+
+/// The queue in Redis; cheap to clone. Connections come from a deadpool-redis
+/// pool; one multiplexed connection, which pipelines concurrent commands, is
+/// taken from it and shared until it stops answering.
 #[derive(Clone)]
 pub struct RedisQueue {
     pool: Pool,
+    shared: Arc<Mutex<Shared>>,
     keys: Keys,
     config: QueueConfig,
 }
@@ -40,7 +58,7 @@ impl RedisQueue {
             ..Default::default()
         });
         let pool = cfg.create_pool(Some(Runtime::Tokio1)).map_err(|e| QueueError::Unavailable(e.to_string()))?;
-        Ok(RedisQueue { pool, keys: Keys::new(key_prefix), config })
+        Ok(RedisQueue { pool, shared: Arc::default(), keys: Keys::new(key_prefix), config })
     }
 
     /// The key names this queue uses.
@@ -48,8 +66,25 @@ impl RedisQueue {
         &self.keys
     }
 
-    async fn conn(&self) -> Result<deadpool_redis::Connection, QueueError> {
-        Ok(self.pool.get().await?)
+    async fn conn(&self) -> Result<MultiplexedConnection, QueueError> {
+        let (cached, fresh) = {
+            let s = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+            (s.conn.clone(), s.checked.is_some_and(|t| t.elapsed() < CHECK_EVERY))
+        };
+        if let Some(mut conn) = cached {
+            if fresh {
+                return Ok(conn);
+            }
+            if redis::cmd("PING").query_async::<String>(&mut conn).await.is_ok() {
+                self.shared.lock().unwrap_or_else(|p| p.into_inner()).checked = Some(Instant::now());
+                return Ok(conn);
+            }
+        }
+        // None yet, or it stopped answering: a new one (the pool checks it).
+        let conn = deadpool_redis::Connection::take(self.pool.get().await?);
+        let mut s = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+        *s = Shared { conn: Some(conn.clone()), checked: Some(Instant::now()) };
+        Ok(conn)
     }
 }
 
