@@ -19,6 +19,8 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
+# shellcheck source=scripts/lib/proc.sh
+source "$ROOT/scripts/lib/proc.sh"
 DATA=$ROOT/.data
 SERVICES=$DATA/services
 BIN=$ROOT/target/release
@@ -31,17 +33,9 @@ STOP_TIMEOUT=35
 log() { printf 'run-dev: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-# True if process $1 exists and is not a zombie (our children stay zombies
-# until reaped, and kill -0 succeeds on a zombie).
-alive() {
-  local stat
-  kill -0 "$1" 2>/dev/null || return 1
-  read -r stat <"/proc/$1/stat" 2>/dev/null || return 0
-  stat=${stat##*) }
-  [[ "${stat%% *}" != Z ]]
-}
 
-port_in_use() {
+# True if something accepts TCP connections on host $1, port $2.
+listening_on() {
   (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
 }
 
@@ -62,7 +56,7 @@ BASE=$BULK__SERVER__PUBLIC_BASE_URL
 listen_host=${BULK__SERVER__LISTEN%:*}
 listen_port=${BULK__SERVER__LISTEN##*:}
 [[ "$listen_host" == 0.0.0.0 ]] && listen_host=127.0.0.1
-if port_in_use "$listen_host" "$listen_port"; then
+if listening_on "$listen_host" "$listen_port"; then
   die "$BULK__SERVER__LISTEN is in use; set BULK__SERVER__LISTEN=127.0.0.1:PORT to use another port"
 fi
 

@@ -28,6 +28,8 @@
 set -euo pipefail
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/lib/proc.sh
+source "$REPO_ROOT/scripts/lib/proc.sh"
 IPFS_NODE="$REPO_ROOT/tools/ipfs-node/ipfs-node.sh"
 READY_TIMEOUT=60
 
@@ -44,14 +46,6 @@ EOF
 
 now() { date +%s.%N; }
 
-# True if process $1 exists and is not a zombie.
-alive() {
-  local stat
-  kill -0 "$1" 2>/dev/null || return 1
-  read -r stat <"/proc/$1/stat" 2>/dev/null || return 0
-  stat=${stat##*) }
-  [[ "${stat%% *}" != Z ]]
-}
 since() { awk -v s="$1" -v e="$(now)" 'BEGIN { printf "%.1f", e - s }'; }
 
 pg_bin_dir() {
@@ -102,9 +96,6 @@ ensure_packages() {
 # Ports
 # ---------------------------------------------------------------------------
 
-port_in_use() {
-  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
 
 # Prints N distinct free loopback TCP ports, one per line.
 free_ports() {

@@ -2,6 +2,9 @@
 # Helpers for scripts/bench.sh: logging, recording steps, starting and
 # stopping processes. Sourced, not run. Uses STEPS, BIN, WORK from bench.sh.
 
+# shellcheck source=scripts/lib/proc.sh
+source "$ROOT/scripts/lib/proc.sh"
+
 log() { printf 'bench: %s\n' "$*" >&2; }
 now() { date +%s.%N; }
 secs_since() { awk -v s="$1" -v e="$(now)" 'BEGIN { printf "%.3f", e - s }'; }
@@ -41,14 +44,6 @@ bench_step() {
   fi
 }
 
-# True if process $1 exists and is not a zombie.
-alive() {
-  local stat
-  kill -0 "$1" 2>/dev/null || return 1
-  read -r stat <"/proc/$1/stat" 2>/dev/null || return 0
-  stat=${stat##*) }
-  [[ "${stat%% *}" != Z ]]
-}
 
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' 2>/dev/null ||

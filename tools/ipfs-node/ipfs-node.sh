@@ -13,6 +13,8 @@
 set -euo pipefail
 
 TOOL_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=scripts/lib/proc.sh
+source "$TOOL_DIR/../../scripts/lib/proc.sh"
 JSIPFS="$TOOL_DIR/node_modules/.bin/jsipfs"
 READY_TIMEOUT=60
 STOP_TIMEOUT=10
@@ -28,14 +30,6 @@ EOF
   exit 2
 }
 
-# True if process $1 exists and is not a zombie.
-alive() {
-  local stat
-  kill -0 "$1" 2>/dev/null || return 1
-  read -r stat <"/proc/$1/stat" 2>/dev/null || return 0
-  stat=${stat##*) }
-  [[ "${stat%% *}" != Z ]]
-}
 
 # Prints the pid in DIR/daemon.pid if that process is alive and is a jsipfs
 # daemon (guards against a recycled pid); prints nothing otherwise.
@@ -68,9 +62,6 @@ ensure_installed() {
   node "$TOOL_DIR/patch.js" >/dev/null || die "patch.js failed"
 }
 
-port_in_use() {
-  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
-}
 
 # Offline, loopback-only configuration, re-applied on every start (the API
 # port may differ between starts).
