@@ -102,6 +102,40 @@ fn add_column_if_missing(conn: &Connection, table: &str, column: &str, decl: &st
     Ok(())
 }
 
+/// How a running job ends, with the JSON it ends with.
+enum Ending<'a> {
+    Completed(&'a str),
+    Failed(&'a str),
+}
+
+/// Ends `worker`'s running job: final status, its manifest or error, and the
+/// record TTL from now. `false` (nothing written) when the job is no longer
+/// that worker's.
+fn end_job(
+    conn: &Connection,
+    id: &JobId,
+    worker: &str,
+    ending: Ending<'_>,
+    now: i64,
+    ttl: i64,
+) -> Result<bool, QueueError> {
+    let (status, column, json) = match ending {
+        Ending::Completed(m) => ("completed", "manifest", m),
+        Ending::Failed(e) => ("failed", "error", e),
+    };
+    let n = conn
+        .execute(
+            &format!(
+                "UPDATE jobs SET status = '{status}', {column} = ?3, finished_at = ?4, worker = NULL,
+                 lease_until = NULL, expires_at = ?4 + ?5
+                 WHERE id = ?1 AND worker = ?2 AND status = 'in_progress' AND expires_at > ?4"
+            ),
+            params![id.to_string(), worker, json, now, ttl],
+        )
+        .map_err(db_err)?;
+    Ok(n == 1)
+}
+
 fn db_err(e: rusqlite::Error) -> QueueError {
     QueueError::Unavailable(format!("sqlite: {e}"))
 }
@@ -316,15 +350,8 @@ impl JobQueue for SqliteQueue {
         self.with(move |conn| {
             let now = now_ms() as i64;
             let tx = conn.transaction().map_err(db_err)?;
-            let n = tx
-                .execute(
-                    "UPDATE jobs SET status = 'completed', manifest = ?3, finished_at = ?4, worker = NULL,
-                     lease_until = NULL, expires_at = ?4 + ?5
-                     WHERE id = ?1 AND worker = ?2 AND status = 'in_progress' AND expires_at > ?4",
-                    params![id.to_string(), worker, manifest, now, ttl],
-                )
-                .map_err(db_err)?;
-            if n == 1 {
+            let ended = end_job(&tx, &id, &worker, Ending::Completed(&manifest), now, ttl)?;
+            if ended {
                 for cid in &cids {
                     tx.execute(
                         "INSERT INTO job_files (cid, job_id, expires_at) VALUES (?1, ?2, ?3)
@@ -342,7 +369,7 @@ impl JobQueue for SqliteQueue {
                 }
             }
             tx.commit().map_err(db_err)?;
-            Ok(n == 1)
+            Ok(ended)
         })
         .await
     }
@@ -350,19 +377,7 @@ impl JobQueue for SqliteQueue {
     async fn fail(&self, id: &JobId, worker: &str, outcome: &OperationOutcome) -> Result<bool, QueueError> {
         let (id, worker, outcome) = (*id, worker.to_owned(), to_json(outcome)?);
         let ttl = self.config.record_ttl.as_millis() as i64;
-        self.with(move |conn| {
-            let now = now_ms() as i64;
-            let n = conn
-                .execute(
-                    "UPDATE jobs SET status = 'failed', error = ?3, finished_at = ?4, worker = NULL,
-                     lease_until = NULL, expires_at = ?4 + ?5
-                     WHERE id = ?1 AND worker = ?2 AND status = 'in_progress' AND expires_at > ?4",
-                    params![id.to_string(), worker, outcome, now, ttl],
-                )
-                .map_err(db_err)?;
-            Ok(n == 1)
-        })
-        .await
+        self.with(move |conn| end_job(conn, &id, &worker, Ending::Failed(&outcome), now_ms() as i64, ttl)).await
     }
 
     async fn reap_expired_leases(&self) -> Result<Reaped, QueueError> {
