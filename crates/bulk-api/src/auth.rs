@@ -4,7 +4,7 @@ use std::future::{ready, Ready};
 
 use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
 use bulk_core::settings::AuthSettings;
-use bulk_core::{Principal, Role};
+use bulk_core::Principal;
 use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
@@ -130,10 +130,10 @@ fn principal_of(c: Claims) -> Result<Principal, ApiError> {
         return Err(ApiError::Unauthorized("Invalid bearer token"));
     }
     match c.role.as_deref() {
-        Some("admin") => Ok(Principal { subject: c.sub, role: Role::Admin, patient_id: None }),
+        Some("admin") => Ok(Principal::admin(c.sub)),
         Some("patient") => {
             let patient = c.patient.unwrap_or_else(|| c.sub.clone());
-            Ok(Principal { subject: c.sub, role: Role::Patient, patient_id: Some(patient) })
+            Ok(Principal::patient(c.sub, patient))
         }
         _ => Err(ApiError::Forbidden),
     }

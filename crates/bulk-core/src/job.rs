@@ -113,9 +113,32 @@ pub struct Principal {
     pub role: Role,
     /// For patient users, the patient id whose compartment they may export.
     pub patient_id: Option<String>,
+    /// The resource types the token's scopes grant; `None` grants every type.
+    #[serde(default)]
+    pub granted_types: Option<Vec<crate::ResourceType>>,
 }
 
 impl Principal {
+    /// An administrator with access to every type.
+    pub fn admin(subject: impl Into<String>) -> Self {
+        Principal { subject: subject.into(), role: Role::Admin, patient_id: None, granted_types: None }
+    }
+
+    /// A patient user who may export `patient_id`'s compartment, every type.
+    pub fn patient(subject: impl Into<String>, patient_id: impl Into<String>) -> Self {
+        Principal {
+            subject: subject.into(),
+            role: Role::Patient,
+            patient_id: Some(patient_id.into()),
+            granted_types: None,
+        }
+    }
+
+    /// Whether the token's scopes grant reading resources of type `t`.
+    pub fn may_read(&self, t: crate::ResourceType) -> bool {
+        self.granted_types.as_ref().is_none_or(|g| g.contains(&t))
+    }
+
     /// Whether this caller may see, cancel or download a job owned by `owner`.
     pub fn may_access(&self, owner: &str) -> bool {
         self.role == Role::Admin || self.subject == owner
@@ -142,10 +165,10 @@ mod tests {
 
     #[test]
     fn a_patient_may_only_access_their_own_jobs_and_an_admin_all() {
-        let p = Principal { subject: "u1".into(), role: Role::Patient, patient_id: Some("p1".into()) };
+        let p = Principal::patient("u1", "p1");
         assert!(p.may_access("u1"));
         assert!(!p.may_access("u2"));
-        let a = Principal { subject: "root".into(), role: Role::Admin, patient_id: None };
+        let a = Principal::admin("root");
         assert!(a.may_access("u2"));
     }
 }

@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod compartment;
 mod job;
 mod manifest;
 pub mod metrics;

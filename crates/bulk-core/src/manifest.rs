@@ -31,4 +31,8 @@ pub struct Manifest {
     pub output: Vec<OutputFile>,
     /// Files of `OperationOutcome`s for partial failures; empty when none.
     pub error: Vec<OutputFile>,
+    /// Files of transaction `Bundle`s with a `DELETE` entry per resource
+    /// deleted since `_since`; absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deleted: Vec<OutputFile>,
 }

@@ -12,6 +12,8 @@ pub enum ExportLevel {
     System,
     /// `/Patient/$export`: every patient compartment the caller may see.
     Patient,
+    /// `/Group/{id}/$export`: the compartments of the group's member patients.
+    Group(String),
 }
 
 /// A validated export request: what the worker will export, for whom.
@@ -62,6 +64,7 @@ impl ExportRequest {
         let patient_scope = match (principal.role, &level) {
             (Role::Admin, _) => None,
             (Role::Patient, ExportLevel::System) => return Err(RequestError::Forbidden),
+            (Role::Patient, ExportLevel::Group(_)) => return Err(RequestError::Forbidden),
             (Role::Patient, ExportLevel::Patient) => Some(principal.patient_id.clone().ok_or(RequestError::Forbidden)?),
         };
 
@@ -87,7 +90,7 @@ impl ExportRequest {
             }
         }
         if !saw_type {
-            types = ResourceType::ALL.to_vec();
+            types = ResourceType::DEFAULT_EXPORTABLE.to_vec();
         }
         Ok(ExportRequest { level, types, patient_scope, request_url })
     }
@@ -101,13 +104,14 @@ fn parse_types(value: &str, into: &mut Vec<ResourceType>) -> Result<(), RequestE
         if name.is_empty() {
             return Err(RequestError::Invalid("The _type parameter has an empty resource type".into()));
         }
-        let t: ResourceType = name.parse().map_err(|_| {
-            RequestError::Invalid(format!(
-                "Unsupported resource type '{}' in _type; supported: {}",
-                printable(name),
-                ResourceType::ALL.map(ResourceType::as_str).join(", ")
-            ))
-        })?;
+        let t: ResourceType =
+            name.parse().ok().filter(|t| ResourceType::DEFAULT_EXPORTABLE.contains(t)).ok_or_else(|| {
+                RequestError::Invalid(format!(
+                    "Unsupported resource type '{}' in _type; supported: {}",
+                    printable(name),
+                    ResourceType::DEFAULT_EXPORTABLE.map(ResourceType::as_str).join(", ")
+                ))
+            })?;
         if !into.contains(&t) {
             into.push(t);
         }

@@ -25,6 +25,45 @@ pub struct Settings {
     pub worker: WorkerSettings,
     /// Log output.
     pub telemetry: TelemetrySettings,
+    /// What is exported and how files are cut.
+    pub export: ExportSettings,
+    /// Where the usage document and the Bulk Data IG disagree, which one the
+    /// service follows (`BULK__CONFORMANCE`).
+    pub conformance: Conformance,
+}
+
+/// The two documented behaviours where the usage document and the Bulk Data IG v2 differ.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+pub enum Conformance {
+    /// The usage document: cancel answers `204`, output `url`s are `ipfs://{CID}`.
+    #[default]
+    #[serde(rename = "usage")]
+    Usage,
+    /// The IG: cancel answers `202`, output `url`s are absolute URLs of the file endpoint.
+    #[serde(rename = "ig-v2")]
+    IgV2,
+}
+
+/// What an export covers and how its files are split.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExportSettings {
+    /// Resource types this deployment exports (R4 names); the default when `_type` is absent.
+    pub types: Vec<crate::ResourceType>,
+    /// Most resources in one output file; a type with more gets more files.
+    pub max_file_resources: u64,
+    /// Most bytes (of NDJSON) in one output file.
+    pub max_file_bytes: u64,
+}
+
+impl Default for ExportSettings {
+    fn default() -> Self {
+        ExportSettings {
+            types: crate::ResourceType::DEFAULT_EXPORTABLE.to_vec(),
+            max_file_resources: 1_000_000,
+            max_file_bytes: 1 << 30,
+        }
+    }
 }
 
 /// The API's listener.
@@ -193,6 +232,8 @@ impl Default for Settings {
             content: ContentSettings::Local { dir: PathBuf::from(DEFAULT_DATA_DIR).join("blobs") },
             worker: WorkerSettings::default(),
             telemetry: TelemetrySettings::default(),
+            export: ExportSettings::default(),
+            conformance: Conformance::default(),
         }
     }
 }
@@ -256,6 +297,8 @@ impl Settings {
                 .prefix_separator("__")
                 .separator("__")
                 .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("export.types")
                 .source(Some(env)),
         );
         let raw = builder.build().map_err(|e| SettingsError(e.to_string()))?;
@@ -273,6 +316,12 @@ impl Settings {
         }
         if self.server.public_base_url.ends_with('/') {
             return Err(SettingsError("server.public_base_url must not end with '/'".into()));
+        }
+        if self.export.types.is_empty() {
+            return Err(SettingsError("export.types must name at least one resource type".into()));
+        }
+        if self.export.max_file_resources == 0 || self.export.max_file_bytes == 0 {
+            return Err(SettingsError("export.max_file_resources and export.max_file_bytes must be at least 1".into()));
         }
         if !matches!(self.telemetry.format.as_str(), "text" | "json") {
             return Err(SettingsError("telemetry.format must be 'text' or 'json'".into()));
@@ -335,6 +384,17 @@ mod tests {
         assert!(matches!(s.queue, QueueSettings::Sqlite { .. }));
         assert!(matches!(s.resources, ResourceSettings::Sqlite { .. }));
         assert!(matches!(s.content, ContentSettings::Local { .. }));
+    }
+
+    #[test]
+    fn conformance_and_exportable_types_come_from_the_environment() {
+        let s = Settings::load_from(None, env(&[("BULK__CONFORMANCE", "ig-v2")])).expect("loads");
+        assert_eq!(s.conformance, Conformance::IgV2);
+        assert_eq!(Settings::load_from(None, env(&[])).expect("loads").conformance, Conformance::Usage);
+        assert!(Settings::load_from(None, env(&[("BULK__CONFORMANCE", "strict")])).is_err());
+        let s = Settings::load_from(None, env(&[("BULK__EXPORT__TYPES", "Patient,Observation")])).expect("loads");
+        assert_eq!(s.export.types.iter().map(|t| t.as_str()).collect::<Vec<_>>(), ["Patient", "Observation"]);
+        assert!(Settings::load_from(None, env(&[("BULK__EXPORT__TYPES", "Patient,Nope")])).is_err());
     }
 
     #[test]

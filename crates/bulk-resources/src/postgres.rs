@@ -111,6 +111,14 @@ impl ResourceStore for PostgresStore {
         Ok(row.map(|r| r.get(0)))
     }
 
+    async fn get(&self, resource_type: &str, id: &str) -> Result<Option<String>, ResourceError> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt("SELECT resource FROM resources WHERE resource_type = $1 AND id = $2", &[&resource_type, &id])
+            .await?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
     async fn now(&self) -> Result<OffsetDateTime, ResourceError> {
         let client = self.pool.get().await?;
         // clock_timestamp(), not now(): now() is the start of this (trivial) transaction anyway,

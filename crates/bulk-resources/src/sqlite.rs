@@ -133,6 +133,17 @@ impl ResourceStore for SqliteStore {
         .await
     }
 
+    async fn get(&self, resource_type: &str, id: &str) -> Result<Option<String>, ResourceError> {
+        let (t, i) = (resource_type.to_owned(), id.to_owned());
+        self.with(move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT resource FROM resources WHERE resource_type = ?1 AND id = ?2")
+                .map_err(db_err)?;
+            stmt.query_row(params![t, i], |r| r.get(0)).optional().map_err(db_err)
+        })
+        .await
+    }
+
     async fn now(&self) -> Result<OffsetDateTime, ResourceError> {
         // The clock that stamps `last_updated` is this process's: read the same one.
         let t = OffsetDateTime::now_utc();

@@ -65,6 +65,9 @@ pub trait ResourceStore: Send + Sync {
     /// The compartment owner of already stored resources, by (type, id).
     async fn patient_of(&self, refs: &[(String, String)]) -> Result<Option<String>, ResourceError>;
 
+    /// The current JSON of one resource, `None` when there is none (or it was deleted).
+    async fn get(&self, resource_type: &str, id: &str) -> Result<Option<String>, ResourceError>;
+
     /// The store's current time; an export's transaction time.
     async fn now(&self) -> Result<OffsetDateTime, ResourceError>;
 

@@ -117,6 +117,8 @@ impl Worker {
             (Some(p), _) => PatientFilter::Only(p.clone()),
             (None, ExportLevel::Patient) => PatientFilter::AnyPatient,
             (None, ExportLevel::System) => PatientFilter::All,
+            // Kick-off does not accept Group exports until members are resolved here.
+            (None, ExportLevel::Group(_)) => PatientFilter::Only(String::new()),
         };
         let queries: Vec<ResourceQuery> = request
             .types
@@ -175,6 +177,7 @@ impl Worker {
             requires_access_token: true,
             output,
             error: vec![],
+            deleted: vec![],
         })
     }
 

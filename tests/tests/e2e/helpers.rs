@@ -339,6 +339,9 @@ impl ResourceStore for PageCounter {
     async fn patient_of(&self, refs: &[(String, String)]) -> Result<Option<String>, bulk_resources::ResourceError> {
         self.inner.patient_of(refs).await
     }
+    async fn get(&self, t: &str, id: &str) -> Result<Option<String>, bulk_resources::ResourceError> {
+        self.inner.get(t, id).await
+    }
     async fn now(&self) -> Result<time::OffsetDateTime, bulk_resources::ResourceError> {
         self.inner.now().await
     }

@@ -349,7 +349,7 @@ async fn garbage_in_every_parameter_is_a_400_outcome(mode: Mode) {
     let location = res.header("content-location").expect("status URL");
     let id = location.rsplit('/').next().expect("id").parse().expect("job id");
     let record = app.queue.get(&id).await.expect("queue").expect("record");
-    assert_eq!(record.request.types, vec![bulk_core::ResourceType::Consent]);
+    assert_eq!(record.request.types, vec![bulk_core::ResourceType::CONSENT]);
 
     // The operator API's query parameters.
     for query in [

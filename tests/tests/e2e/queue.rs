@@ -10,7 +10,7 @@ use crate::helpers::*;
 fn request() -> ExportRequest {
     ExportRequest {
         level: ExportLevel::System,
-        types: vec![ResourceType::Patient],
+        types: vec![ResourceType::PATIENT],
         patient_scope: None,
         request_url: "https://x/fhir/r4/$export".into(),
     }

@@ -129,7 +129,7 @@ mod tests {
         let q = SqliteQueue::open(&dir.join("q.db"), config).await.expect("open");
         let request = ExportRequest {
             level: ExportLevel::System,
-            types: vec![ResourceType::Patient],
+            types: vec![ResourceType::PATIENT],
             patient_scope: None,
             request_url: "https://x/fhir/r4/$export".into(),
         };

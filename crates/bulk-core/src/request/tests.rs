@@ -3,11 +3,11 @@
 use super::*;
 
 fn admin() -> Principal {
-    Principal { subject: "admin".into(), role: Role::Admin, patient_id: None }
+    Principal::admin("admin")
 }
 
 fn patient(id: &str) -> Principal {
-    Principal { subject: format!("user-{id}"), role: Role::Patient, patient_id: Some(id.into()) }
+    Principal::patient(format!("user-{id}"), id)
 }
 
 fn q(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -21,7 +21,7 @@ fn parse(level: ExportLevel, pairs: &[(&str, &str)], who: &Principal) -> Result<
 #[test]
 fn no_type_parameter_means_every_supported_type() {
     let r = parse(ExportLevel::Patient, &[], &admin()).expect("valid");
-    assert_eq!(r.types, ResourceType::ALL.to_vec());
+    assert_eq!(r.types, ResourceType::DEFAULT_EXPORTABLE.to_vec());
 }
 
 #[test]
@@ -32,7 +32,7 @@ fn repeated_and_comma_separated_types_are_merged_without_duplicates() {
         &admin(),
     )
     .expect("valid");
-    assert_eq!(r.types, vec![ResourceType::Consent, ResourceType::Patient, ResourceType::Provenance]);
+    assert_eq!(r.types, vec![ResourceType::CONSENT, ResourceType::PATIENT, ResourceType::PROVENANCE]);
 }
 
 #[test]
@@ -109,8 +109,8 @@ mod props {
     /// One `_type` entry: a supported name (maybe padded), a near miss, or junk.
     fn type_entry() -> impl Strategy<Value = String> {
         prop_oneof![
-            4 => prop::sample::select(ResourceType::ALL.to_vec()).prop_map(|t| t.as_str().to_owned()),
-            1 => prop::sample::select(ResourceType::ALL.to_vec()).prop_map(|t| format!(" {t}\t")),
+            4 => prop::sample::select(ResourceType::DEFAULT_EXPORTABLE.to_vec()).prop_map(|t| t.as_str().to_owned()),
+            1 => prop::sample::select(ResourceType::DEFAULT_EXPORTABLE.to_vec()).prop_map(|t| format!(" {t}\t")),
             1 => prop::sample::select(vec![
                 "patient", "PATIENT", "Observation", "Patient\0", "Pat ient", "Patient/1", "*", "Group", "",
             ])
@@ -124,7 +124,7 @@ mod props {
         prop_oneof![
             6 => prop::collection::vec(type_entry(), 0..6).prop_map(|v| v.join(",")),
             2 => nasty_string(40),
-            1 => (1usize..1500, prop::sample::select(ResourceType::ALL.to_vec()))
+            1 => (1usize..1500, prop::sample::select(ResourceType::DEFAULT_EXPORTABLE.to_vec()))
                 .prop_map(|(n, t)| vec![t.as_str(); n].join(",")),
             1 => (4000usize..9000).prop_map(|n| "\u{1b}A,".repeat(n / 3)),
         ]
@@ -168,13 +168,9 @@ mod props {
 
     fn principal() -> impl Strategy<Value = Principal> {
         prop_oneof![
-            4 => Just(Principal { subject: "admin".into(), role: Role::Admin, patient_id: None }),
-            3 => nasty_string(20).prop_map(|p| Principal {
-                subject: format!("user-{p}"),
-                role: Role::Patient,
-                patient_id: Some(p)
-            }),
-            1 => Just(Principal { subject: "nobody".into(), role: Role::Patient, patient_id: None }),
+            4 => Just(Principal::admin("admin")),
+            3 => nasty_string(20).prop_map(|p| Principal::patient(format!("user-{p}"), p)),
+            1 => Just(Principal { patient_id: None, ..Principal::patient("nobody", "") }),
         ]
     }
 
@@ -197,7 +193,7 @@ mod props {
                     return Expected::Invalid;
                 }
                 for entry in value.split(',') {
-                    match ResourceType::ALL.into_iter().find(|t| t.as_str() == entry.trim()) {
+                    match ResourceType::DEFAULT_EXPORTABLE.into_iter().find(|t| t.as_str() == entry.trim()) {
                         Some(t) if !types.contains(&t) => types.push(t),
                         Some(_) => {}
                         None => return Expected::Invalid,
@@ -211,7 +207,7 @@ mod props {
                 return Expected::NotSupported;
             }
         }
-        Expected::Types(if saw_type { types } else { ResourceType::ALL.to_vec() })
+        Expected::Types(if saw_type { types } else { ResourceType::DEFAULT_EXPORTABLE.to_vec() })
     }
 
     fn assert_clean_message(err: &RequestError) -> Result<(), TestCaseError> {
@@ -269,7 +265,7 @@ mod props {
                     // Types are supported and without duplicates.
                     prop_assert!(!r.types.is_empty());
                     for (i, t) in r.types.iter().enumerate() {
-                        prop_assert!(ResourceType::ALL.contains(t));
+                        prop_assert!(ResourceType::DEFAULT_EXPORTABLE.contains(t));
                         prop_assert!(!r.types[..i].contains(t), "duplicate {t} in {:?}", r.types);
                     }
                 }
@@ -280,7 +276,7 @@ mod props {
         #[test]
         fn well_formed_requests_are_accepted_with_types_merged_in_first_seen_order(
             lists in prop::collection::vec(
-                prop::collection::vec(prop::sample::select(ResourceType::ALL.to_vec()), 1..6),
+                prop::collection::vec(prop::sample::select(ResourceType::DEFAULT_EXPORTABLE.to_vec()), 1..6),
                 0..5,
             ),
             formats in prop::collection::vec(prop::sample::select(NDJSON_FORMATS.to_vec()), 0..3),
@@ -300,9 +296,9 @@ mod props {
                 }
             }
             if lists.is_empty() {
-                want = ResourceType::ALL.to_vec();
+                want = ResourceType::DEFAULT_EXPORTABLE.to_vec();
             }
-            let admin = Principal { subject: "admin".into(), role: Role::Admin, patient_id: None };
+            let admin = Principal::admin("admin");
             let r = ExportRequest::parse(ExportLevel::Patient, &params, &admin, String::new());
             prop_assert_eq!(r.map(|r| r.types), Ok(want));
         }
@@ -312,7 +308,7 @@ mod props {
             params in params(),
             patient_id in prop::option::of(nasty_string(20)),
         ) {
-            let who = Principal { subject: "u".into(), role: Role::Patient, patient_id };
+            let who = Principal { patient_id, ..Principal::patient("u", "") };
             let result = ExportRequest::parse(ExportLevel::System, &params, &who, String::new());
             prop_assert_eq!(result, Err(RequestError::Forbidden));
         }
@@ -322,7 +318,7 @@ mod props {
             name in nasty_string(5000),
             value in nasty_string(5000),
         ) {
-            let admin = Principal { subject: "admin".into(), role: Role::Admin, patient_id: None };
+            let admin = Principal::admin("admin");
             for p in [
                 vec![(name.clone(), value.clone())],
                 vec![("_type".to_owned(), value.clone())],
@@ -338,18 +334,22 @@ mod props {
 
     #[test]
     fn thousands_of_repeated_type_parameters_are_merged_into_the_four_types() {
-        let params: Vec<(String, String)> =
-            ResourceType::ALL.iter().cycle().take(5000).map(|t| ("_type".to_owned(), t.to_string())).collect();
-        let admin = Principal { subject: "admin".into(), role: Role::Admin, patient_id: None };
+        let params: Vec<(String, String)> = ResourceType::DEFAULT_EXPORTABLE
+            .iter()
+            .cycle()
+            .take(5000)
+            .map(|t| ("_type".to_owned(), t.to_string()))
+            .collect();
+        let admin = Principal::admin("admin");
         let r = ExportRequest::parse(ExportLevel::System, &params, &admin, String::new()).expect("valid");
-        assert_eq!(r.types, ResourceType::ALL.to_vec());
+        assert_eq!(r.types, ResourceType::DEFAULT_EXPORTABLE.to_vec());
     }
 
     #[test]
     fn a_type_list_over_the_length_cap_is_invalid_even_if_every_entry_is_supported() {
         let value = vec!["Patient"; MAX_TYPE_PARAM_LEN / 8 + 1].join(",");
         assert!(value.len() > MAX_TYPE_PARAM_LEN);
-        let admin = Principal { subject: "admin".into(), role: Role::Admin, patient_id: None };
+        let admin = Principal::admin("admin");
         let err = ExportRequest::parse(ExportLevel::System, &[("_type".to_owned(), value)], &admin, String::new())
             .expect_err("too long");
         assert!(matches!(err, RequestError::Invalid(m) if m.contains("too long")));

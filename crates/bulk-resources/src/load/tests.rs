@@ -228,6 +228,9 @@ mod props {
         async fn patient_of(&self, _: &[(String, String)]) -> Result<Option<String>, ResourceError> {
             Ok(None)
         }
+        async fn get(&self, _: &str, _: &str) -> Result<Option<String>, ResourceError> {
+            Ok(None)
+        }
         async fn now(&self) -> Result<OffsetDateTime, ResourceError> {
             Ok(OffsetDateTime::UNIX_EPOCH)
         }
