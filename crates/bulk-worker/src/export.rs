@@ -6,17 +6,13 @@ use bulk_core::metrics::metrics;
 use bulk_core::{ExportLevel, JobId, Manifest, OutputFile};
 use bulk_queue::{JobRecord, Progress};
 use bulk_resources::{PatientFilter, ResourceQuery};
-use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::ndjson::NdjsonFile;
+use crate::split::{output_item, Finished, SplitWriter};
 use crate::{JobError, Worker};
-
-/// Base of the extension URLs the manifest's output items carry.
-const EXT: &str = "https://fhir-bulk.dev/StructureDefinition";
 
 impl Worker {
     /// Runs one claimed job to its end: completed, failed, or (when the lease
@@ -153,16 +149,15 @@ impl Worker {
                 continue;
             }
             let base = processed;
-            let file = self.retrying("exporting a file", || self.export_type(record.id, q, lost, base)).await;
-            match file {
-                Ok(Some(file)) => {
-                    processed += file.count;
-                    output.push(file);
+            let files = self.retrying("exporting a file", || self.export_type(record.id, q, lost, base)).await;
+            match files {
+                Ok(files) => {
+                    processed += files.iter().map(|f| f.count).sum::<u64>();
+                    output.extend(files);
                     // Checkpoint: a re-run after a crash keeps this file.
                     let checkpoint = serde_json::to_string(&output).unwrap_or_default();
                     self.progress(record.id, &Progress { checkpoint: Some(checkpoint), ..Default::default() }).await?;
                 }
-                Ok(None) => {}
                 Err(e) => {
                     if !matches!(e, JobError::LostLease) {
                         self.unpin_all(&output).await;
@@ -204,29 +199,28 @@ impl Worker {
         }
     }
 
-    /// Streams one type's resources into one file. `None` when nothing
-    /// matched after all (deleted since counting).
+    /// Streams one type's resources into as many files as the limits need.
+    /// Empty when nothing matched after all (deleted since counting).
     async fn export_type(
         &self,
         id: JobId,
         q: &ResourceQuery,
         lost: &CancellationToken,
         base: u64,
-    ) -> Result<Option<OutputFile>, JobError> {
+    ) -> Result<Vec<OutputFile>, JobError> {
         let mut processed = base;
         let content_err = |source| JobError::Content { resource_type: q.resource_type.clone(), source };
-        let key = self.config.encrypt_files.then(bulk_content::FileKey::generate);
-        let mut file = NdjsonFile::start(Arc::clone(&self.content), key.as_ref());
+        let mut files = SplitWriter::new(Arc::clone(&self.content), self.config.encrypt_files, self.config.files);
         let mut after: Option<String> = None;
         loop {
             if lost.is_cancelled() {
-                file.abort();
+                self.unpin_finished(files.abandon()).await;
                 return Err(JobError::LostLease);
             }
             let page = match self.resources.page(q, after.as_deref(), self.config.page_size).await {
                 Ok(p) => p,
                 Err(source) => {
-                    file.abort();
+                    self.unpin_finished(files.abandon()).await;
                     return Err(JobError::Resources { resource_type: q.resource_type.clone(), source });
                 }
             };
@@ -234,51 +228,49 @@ impl Worker {
             after = Some(last.id.clone());
             let n = page.len() as u64;
             let full = n == u64::from(self.config.page_size);
-            file.write_page(page.iter().map(|r| r.json.as_str())).await.map_err(content_err)?;
+            let lines: Vec<&str> = page.iter().map(|r| r.json.as_str()).collect();
+            if let Err(e) = files.write(&lines).await {
+                self.unpin_finished(files.abandon()).await;
+                return Err(content_err(e));
+            }
             processed += n;
             if let Err(e) = self.progress(id, &Progress { processed: Some(processed), ..Default::default() }).await {
-                file.abort();
+                self.unpin_finished(files.abandon()).await;
                 return Err(e);
             }
             if !full {
                 break;
             }
         }
-        let written = file.finish().await.map_err(content_err)?;
-        metrics().resources_exported.inc_by(written.lines);
-        metrics().bytes_exported.inc_by(written.plain_bytes);
-        if written.lines == 0 {
-            let _ = self.content.unpin(&written.stored.cid).await;
-            return Ok(None);
-        }
-        let cid = written.stored.cid;
-        // Tracked from the moment it is pinned, so even a file of an attempt
-        // that dies before it is recorded anywhere is unpinned in the end.
+        let finished = files.finish().await.map_err(content_err)?;
+        self.recorded(&q.resource_type, finished).await
+    }
+
+    /// Counts finished files in the metrics, tracks them for expiry and
+    /// makes their manifest items.
+    async fn recorded(&self, resource_type: &str, finished: Vec<Finished>) -> Result<Vec<OutputFile>, JobError> {
+        let cids: Vec<String> = finished.iter().map(|f| f.written.stored.cid.to_string()).collect();
+        // Tracked from the moment they are pinned, so even the files of an attempt
+        // that dies before they are recorded anywhere are unpinned in the end.
         let until = bulk_queue::now_ms_after(self.queue.config().active_ttl);
-        if let Err(e) = self.queue.track_files(&[cid.to_string()], until).await {
-            tracing::warn!(error = %e, "could not track a new file for expiry");
+        if let Err(e) = self.queue.track_files(&cids, until).await {
+            tracing::warn!(error = %e, "could not track new files for expiry");
         }
-        let mut extension = vec![
-            json!({"url": format!("{EXT}/cid"), "valueString": cid.as_str()}),
-            // Size and SHA-256 of the NDJSON a client receives from the file endpoints.
-            // R4 has no integer64; a decimal holds sizes past 2 GiB exactly.
-            json!({"url": format!("{EXT}/size"), "valueDecimal": written.plain_bytes}),
-            json!({"url": format!("{EXT}/sha256"), "valueString": written.sha256_hex}),
-        ];
-        if let Some(key) = &key {
-            // The key travels only in the manifest, which only the owner can read.
-            extension.push(json!({"url": format!("{EXT}/encryption"), "extension": [
-                {"url": "algorithm", "valueString": bulk_content::ENCRYPTION_ALGORITHM},
-                {"url": "key", "valueString": key.to_base64()},
-                {"url": "size", "valueDecimal": written.stored.size},
-            ]}));
+        let mut items = Vec::with_capacity(finished.len());
+        for f in &finished {
+            metrics().resources_exported.inc_by(f.written.lines);
+            metrics().bytes_exported.inc_by(f.written.plain_bytes);
+            items.push(output_item(resource_type, f));
         }
-        Ok(Some(OutputFile {
-            resource_type: q.resource_type.clone(),
-            url: cid.ipfs_url(),
-            count: written.lines,
-            extension,
-        }))
+        Ok(items)
+    }
+
+    async fn unpin_finished(&self, finished: Vec<Finished>) {
+        for f in finished {
+            if let Err(e) = self.content.unpin(&f.written.stored.cid).await {
+                tracing::warn!(error = %e, "could not unpin an abandoned file");
+            }
+        }
     }
 
     /// Records progress (renewing the lease); `LostLease` when the job was cancelled or reassigned.

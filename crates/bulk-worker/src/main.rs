@@ -21,7 +21,7 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!(port, "admin endpoints (/healthz, /readyz, /metrics) listening");
         Some(handle)
     };
-    let worker = Worker::new(queue, resources, content, WorkerConfig::from_settings(&settings.worker));
+    let worker = Worker::new(queue, resources, content, WorkerConfig::from_settings(&settings));
     let trigger = shutdown.clone();
     tokio::spawn(async move {
         bulk_core::shutdown::signal().await;

@@ -104,13 +104,6 @@ impl NdjsonFile {
     }
 }
 
-impl NdjsonFile {
-    /// Gives up on the file: nothing is stored or pinned.
-    pub fn abort(self) {
-        drop(self);
-    }
-}
-
 impl Drop for NdjsonFile {
     /// Dropped before `finish` (error, cancel, shutdown): the upload sees the
     /// channel close without `End`, fails, and nothing is pinned.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bulk_content::ContentStore;
 use bulk_core::metrics::metrics;
-use bulk_core::settings::WorkerSettings;
+use bulk_core::settings::Settings;
 use bulk_queue::JobQueue;
 use bulk_resources::ResourceStore;
 use tokio_util::sync::CancellationToken;
@@ -27,6 +27,8 @@ pub struct WorkerConfig {
     pub retry: Backoff,
     /// Encrypt files before they reach the content store.
     pub encrypt_files: bool,
+    /// Where output files are cut.
+    pub files: crate::FileLimits,
 }
 
 /// Exponential backoff with full jitter, capped.
@@ -51,8 +53,9 @@ impl Backoff {
 }
 
 impl WorkerConfig {
-    /// From the `[worker]` settings.
-    pub fn from_settings(s: &WorkerSettings) -> Self {
+    /// From the `[worker]` and `[export]` settings.
+    pub fn from_settings(settings: &Settings) -> Self {
+        let s = &settings.worker;
         WorkerConfig {
             page_size: s.page_size,
             poll_interval: Duration::from_millis(s.poll_interval_ms.max(1)),
@@ -64,6 +67,10 @@ impl WorkerConfig {
                 cap: Duration::from_millis(s.retry_cap_ms.max(s.retry_base_ms)),
             },
             encrypt_files: s.encrypt_files,
+            files: crate::FileLimits {
+                max_resources: settings.export.max_file_resources,
+                max_bytes: settings.export.max_file_bytes,
+            },
         }
     }
 }

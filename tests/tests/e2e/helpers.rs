@@ -206,19 +206,14 @@ impl TestApp {
             self.queue.clone(),
             self.resources.clone(),
             self.content.clone(),
-            WorkerConfig::from_settings(&self.settings.worker),
+            WorkerConfig::from_settings(&self.settings),
         )
     }
 
     /// A worker whose content store is a Kubo API nobody listens on.
     pub fn worker_with_dead_ipfs(&self) -> Worker {
         let dead: Arc<dyn ContentStore> = Arc::new(KuboStore::new("http://127.0.0.1:9", 2).expect("client"));
-        Worker::new(
-            self.queue.clone(),
-            self.resources.clone(),
-            dead,
-            WorkerConfig::from_settings(&self.settings.worker),
-        )
+        Worker::new(self.queue.clone(), self.resources.clone(), dead, WorkerConfig::from_settings(&self.settings))
     }
 
     /// Runs one worker until the queue is empty.
@@ -370,7 +365,7 @@ impl TestApp {
             self.queue.clone(),
             counter.clone(),
             self.content.clone(),
-            WorkerConfig::from_settings(&self.settings.worker),
+            WorkerConfig::from_settings(&self.settings),
         );
         (worker, counter)
     }
@@ -417,11 +412,6 @@ impl TestApp {
     pub fn faulty_worker(&self, fail_first: u32, hang_from: Option<u32>) -> Worker {
         let content =
             Arc::new(FaultyContent { inner: self.content.clone(), fail_first, hang_from, puts: Default::default() });
-        Worker::new(
-            self.queue.clone(),
-            self.resources.clone(),
-            content,
-            WorkerConfig::from_settings(&self.settings.worker),
-        )
+        Worker::new(self.queue.clone(), self.resources.clone(), content, WorkerConfig::from_settings(&self.settings))
     }
 }

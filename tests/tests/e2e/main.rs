@@ -9,6 +9,7 @@ mod cancel;
 mod content;
 mod encryption;
 mod expiry;
+mod exports;
 mod faults;
 mod flow;
 mod gateway;

@@ -38,12 +38,8 @@ pub(crate) async fn start(settings: &Settings, workers: u16, shutdown: Cancellat
     let port = app.port();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..workers.max(1) {
-        let worker = Worker::new(
-            queue.clone(),
-            resources.clone(),
-            content.clone(),
-            WorkerConfig::from_settings(&settings.worker),
-        );
+        let worker =
+            Worker::new(queue.clone(), resources.clone(), content.clone(), WorkerConfig::from_settings(settings));
         let stop = shutdown.clone();
         tasks.spawn(async move {
             worker.run(stop).await;
