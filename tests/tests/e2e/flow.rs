@@ -229,7 +229,9 @@ async fn discovery_and_the_complete_response_carry_what_bulk_clients_look_for(mo
     assert_eq!(cs["resourceType"], "CapabilityStatement");
     assert_eq!(cs["instantiates"][0], "http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data");
     let ops = cs["rest"][0]["operation"].to_string() + &cs["rest"][0]["resource"].to_string();
-    assert!(ops.contains("OperationDefinition/export") && ops.contains("OperationDefinition/patient-export"));
+    for op in ["export", "patient-export", "group-export"] {
+        assert!(ops.contains(&format!("bulkdata/OperationDefinition/{op}\"")), "{op} missing from {ops}");
+    }
     assert_eq!(app.get("/.well-known/smart-configuration", None).await.status(), 200);
 
     app.seed(1, 0).await;

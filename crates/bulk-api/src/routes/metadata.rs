@@ -35,6 +35,12 @@ pub(crate) async fn capability_statement(state: web::Data<AppState>) -> HttpResp
                     "name": "export",
                     "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"
                 }]
+            }, {
+                "type": "Group",
+                "operation": [{
+                    "name": "export",
+                    "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export"
+                }]
             }],
             "operation": [{
                 "name": "export",
