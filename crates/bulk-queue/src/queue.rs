@@ -159,6 +159,10 @@ pub trait JobQueue: Send + Sync {
     /// The jobs whose manifest lists the file `cid`.
     async fn jobs_with_file(&self, cid: &str) -> Result<Vec<JobId>, QueueError>;
 
+    /// Number of `owner`'s jobs queued or running (the per-client limit on
+    /// concurrent exports). Costs O(queued + running jobs) in Redis.
+    async fn count_active(&self, owner: &str) -> Result<u64, QueueError>;
+
     /// Number of jobs waiting.
     async fn queue_len(&self) -> Result<u64, QueueError>;
 

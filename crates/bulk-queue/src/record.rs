@@ -31,6 +31,9 @@ pub struct JobRecord {
     pub manifest: Option<Manifest>,
     /// Why it failed, once failed.
     pub error: Option<OperationOutcome>,
+    /// When a worker first claimed it (ms since the epoch); kept across
+    /// re-claims, so progress over time since then estimates the time left.
+    pub started_at: Option<u64>,
     /// Files an earlier attempt completed (still pinned): a re-run keeps them
     /// and the transaction time, and exports only the types not yet done.
     pub checkpoint: Vec<OutputFile>,
@@ -97,6 +100,7 @@ impl JobRecord {
             attempts: num(&h, "attempts") as u32,
             processed: num(&h, "processed"),
             total: num(&h, "total"),
+            started_at: h.get("started_at").and_then(|v| v.parse().ok()),
             transaction_time: h.remove("transaction_time"),
             manifest,
             error,

@@ -402,6 +402,18 @@ impl JobQueue for RedisQueue {
         Ok(ids.iter().filter_map(|i| i.parse().ok()).collect())
     }
 
+    async fn count_active(&self, owner: &str) -> Result<u64, QueueError> {
+        let mut conn = self.conn().await?;
+        Ok(SCRIPTS
+            .count_active
+            .key(self.keys.queue())
+            .key(self.keys.leases())
+            .arg(self.keys.job_prefix())
+            .arg(owner)
+            .invoke_async(&mut conn)
+            .await?)
+    }
+
     async fn queue_len(&self) -> Result<u64, QueueError> {
         let mut conn = self.conn().await?;
         Ok(conn.llen(self.keys.queue()).await?)

@@ -13,7 +13,7 @@ use crate::queue::now_ms;
 use crate::{Enqueued, JobFilter, JobQueue, JobRecord, Progress, QueueConfig, QueueError, Reaped};
 
 /// Record columns read back into a `JobRecord`, in `SELECT` order.
-const COLUMNS: [&str; 11] = [
+const COLUMNS: [&str; 12] = [
     "status",
     "owner",
     "request",
@@ -25,6 +25,7 @@ const COLUMNS: [&str; 11] = [
     "manifest",
     "error",
     "checkpoint",
+    "started_at",
 ];
 
 const SCHEMA: &str = r#"
@@ -604,6 +605,20 @@ impl JobQueue for SqliteQueue {
                 .filter_map(|r| r.ok().and_then(|s| s.parse().ok()))
                 .collect();
             Ok(ids)
+        })
+        .await
+    }
+
+    async fn count_active(&self, owner: &str) -> Result<u64, QueueError> {
+        let owner = owner.to_owned();
+        self.with(move |conn| {
+            conn.query_row(
+                "SELECT count(*) FROM jobs WHERE status IN ('queued', 'in_progress') AND owner = ?1 AND expires_at > ?2",
+                params![owner, now_ms() as i64],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(db_err)
         })
         .await
     }
