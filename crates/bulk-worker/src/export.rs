@@ -335,9 +335,16 @@ impl Drop for RunningGauge {
     }
 }
 
-/// The CIDs of a manifest's files.
+/// The CIDs of a manifest's files: `output`, `error` and `deleted` alike, so
+/// every file it lists is indexed (served by `/ipfs/{cid}`) and kept pinned.
 fn cids_of(m: &Manifest) -> Vec<String> {
-    m.output.iter().filter_map(|f| f.url.strip_prefix("ipfs://")).map(str::to_owned).collect()
+    m.output
+        .iter()
+        .chain(&m.error)
+        .chain(&m.deleted)
+        .filter_map(|f| f.url.strip_prefix("ipfs://"))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// A FHIR `instant` in UTC (RFC 3339).
