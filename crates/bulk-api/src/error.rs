@@ -40,6 +40,21 @@ pub enum ApiError {
     /// Well-formed but refused (an idempotency key reused for another request).
     #[error("{0}")]
     Unprocessable(String),
+    /// The client is asking too often or has too many exports running; it
+    /// may try again after `retry_after` seconds.
+    #[error("{message}")]
+    Throttled {
+        /// Seconds until a retry may succeed (the `Retry-After` header).
+        retry_after: u64,
+        /// Which limit was hit.
+        message: String,
+    },
+    /// A `Range` no byte of the file satisfies; `len` is the file's size.
+    #[error("Requested range not satisfiable")]
+    RangeNotSatisfiable {
+        /// The full representation's length (`Content-Range: bytes */len`).
+        len: u64,
+    },
     /// A backend is unreachable; retry later.
     #[error("Service temporarily unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -64,6 +79,8 @@ impl ApiError {
             ApiError::NotSupported(_) => (StatusCode::BAD_REQUEST, IssueCode::NotSupported),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, IssueCode::Conflict),
             ApiError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, IssueCode::Conflict),
+            ApiError::Throttled { .. } => (StatusCode::TOO_MANY_REQUESTS, IssueCode::Throttled),
+            ApiError::RangeNotSatisfiable { .. } => (StatusCode::RANGE_NOT_SATISFIABLE, IssueCode::Invalid),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, IssueCode::Transient),
             ApiError::JobFailed(_) | ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, IssueCode::Exception),
         }
@@ -115,6 +132,12 @@ impl ResponseError for ApiError {
             }
             ApiError::Unavailable(_) => {
                 res.insert_header((header::RETRY_AFTER, "5"));
+            }
+            ApiError::Throttled { retry_after, .. } => {
+                res.insert_header((header::RETRY_AFTER, retry_after.to_string()));
+            }
+            ApiError::RangeNotSatisfiable { len } => {
+                res.insert_header((header::CONTENT_RANGE, format!("bytes */{len}")));
             }
             _ => {}
         }

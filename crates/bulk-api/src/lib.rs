@@ -2,12 +2,17 @@
 
 mod auth;
 mod error;
+mod estimate;
+mod gzip;
 mod observe;
+mod range;
 mod routes;
 mod startup;
 mod state;
+mod throttle;
 
 pub use auth::{AuthConfigError, Claims, Verifier};
 pub use error::ApiError;
 pub use startup::Application;
 pub use state::AppState;
+pub use throttle::Throttle;

@@ -3,9 +3,10 @@
 use std::sync::Arc;
 
 use bulk_content::ContentStore;
+use bulk_core::settings::Conformance;
 use bulk_queue::JobQueue;
 
-use crate::Verifier;
+use crate::{Throttle, Verifier};
 
 /// Shared, cheaply cloned handler state.
 #[derive(Clone)]
@@ -18,6 +19,10 @@ pub struct AppState {
     pub verifier: Arc<Verifier>,
     /// Public base URL (no trailing slash) absolute URLs are built from.
     pub public_base_url: String,
+    /// Usage document or Bulk Data IG v2 behaviour (cancel status, file URLs).
+    pub conformance: Conformance,
+    /// `429` limits: polls per job, concurrent exports per client.
+    pub throttle: Arc<Throttle>,
 }
 
 impl AppState {
@@ -33,11 +38,19 @@ impl AppState {
             content,
             verifier: Arc::new(Verifier::from_settings(&settings.auth)?),
             public_base_url: settings.server.public_base_url.clone(),
+            conformance: settings.conformance,
+            throttle: Arc::new(Throttle::from_settings(&settings.server)),
         })
     }
 
     /// The absolute status URL of a job.
     pub fn status_url(&self, id: &bulk_core::JobId) -> String {
         format!("{}/fhir/r4/$export-status/{id}", self.public_base_url)
+    }
+
+    /// The absolute URL of file `cid` of job `id` on the file endpoint (the
+    /// manifest's `url` in `ig-v2` mode).
+    pub fn file_url(&self, id: &bulk_core::JobId, cid: &str) -> String {
+        format!("{}/fhir/r4/$export-file/{id}/{cid}", self.public_base_url)
     }
 }

@@ -75,6 +75,14 @@ pub struct ServerSettings {
     /// Base URL clients reach the service at (no trailing slash); absolute
     /// status URLs in `Content-Location` are built from it.
     pub public_base_url: String,
+    /// Most exports one client (token `sub`) may have queued or running at
+    /// once; a kick-off beyond it is `429`. `0` disables the limit.
+    pub max_active_exports_per_client: u32,
+    /// Status polls of one job by one client allowed in a burst (a token
+    /// bucket per API replica); beyond it, `429`. `0` disables the limit.
+    pub poll_burst: u32,
+    /// The bucket regains one poll every this many milliseconds.
+    pub poll_refill_ms: u64,
 }
 
 /// Bearer-token verification. At least one key must be configured; with none,
@@ -240,7 +248,13 @@ impl Default for Settings {
 
 impl Default for ServerSettings {
     fn default() -> Self {
-        ServerSettings { listen: "127.0.0.1:3000".into(), public_base_url: "http://localhost:3000".into() }
+        ServerSettings {
+            listen: "127.0.0.1:3000".into(),
+            public_base_url: "http://localhost:3000".into(),
+            max_active_exports_per_client: 5,
+            poll_burst: 10,
+            poll_refill_ms: 1000,
+        }
     }
 }
 
@@ -316,6 +330,9 @@ impl Settings {
         }
         if self.server.public_base_url.ends_with('/') {
             return Err(SettingsError("server.public_base_url must not end with '/'".into()));
+        }
+        if self.server.poll_refill_ms == 0 {
+            return Err(SettingsError("server.poll_refill_ms must be at least 1".into()));
         }
         if self.export.types.is_empty() {
             return Err(SettingsError("export.types must name at least one resource type".into()));

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bulk_api::{AppState, Application, Verifier};
+use bulk_api::{AppState, Application};
 use bulk_content::{ContentStore, KuboStore};
 use bulk_core::settings::Settings;
 use bulk_queue::{JobQueue, QueueConfig};
@@ -17,6 +17,8 @@ use tokio_util::sync::CancellationToken;
 
 /// Shared secret of test tokens.
 pub const SECRET: &str = "test-secret-0123456789abcdef0123456789";
+/// Extra setting that spawns an app in Bulk Data IG v2 mode (`spawn_in(mode, &[IG_V2])`).
+pub const IG_V2: (&str, &str) = ("BULK__CONFORMANCE", "ig-v2");
 /// What the API believes its public URL is (it sits "behind a proxy").
 pub const PUBLIC_BASE: &str = "https://bulk.example.org";
 
@@ -149,13 +151,8 @@ impl TestApp {
             bulk_queue::open(&settings.queue, QueueConfig::from_settings(&settings.worker)).await.expect("queue");
         let resources = bulk_resources::open(&settings.resources).await.expect("resource store");
         let content = bulk_content::open(&settings.content).await.expect("content store");
-        let verifier = Arc::new(Verifier::from_settings(&settings.auth).expect("verifier"));
-        let state = AppState {
-            queue: queue.clone(),
-            content: content.clone(),
-            verifier,
-            public_base_url: settings.server.public_base_url.clone(),
-        };
+        // Built from the settings, as `bulk-api` does (conformance mode, throttle limits, …).
+        let state = AppState::new(&settings, queue.clone(), content.clone()).expect("app state");
         let app = Application::build(&settings.server.listen, state).expect("bind");
         let address = format!("http://127.0.0.1:{}", app.port());
         let shutdown = CancellationToken::new();

@@ -5,7 +5,8 @@ use std::collections::HashSet;
 use crate::helpers::*;
 
 async fn two_workers_sharing_one_queue_do_every_job_exactly_once(mode: Mode) {
-    let app = TestApp::spawn_in(mode, &[]).await;
+    // Eight exports of one client at once: beyond the default concurrent-export limit.
+    let app = TestApp::spawn_in(mode, &[("BULK__SERVER__MAX_ACTIVE_EXPORTS_PER_CLIENT", "0")]).await;
     app.seed(3, 1).await;
     let token = admin();
     let mut statuses = Vec::new();

@@ -1,21 +1,35 @@
 //! Export files: `GET /fhir/r4/$export-file/{id}/{cid}` (one job's file) and
-//! `GET /ipfs/{cid}` (gateway-style path), both only to the job's owner or an admin.
+//! `GET /ipfs/{cid}` (gateway-style path), both only to the job's owner or an
+//! admin, for any file the manifest lists (`output`, `error`, `deleted`).
+//!
+//! Both answer a single `Range` with `206` (see `range.rs`), compress with
+//! gzip when the client accepts it, and carry the CID as a strong `ETag`.
+//! A ranged response is never compressed: the range applies to the file's
+//! own bytes, and a client asking for a range gets exactly those bytes.
 
-use actix_web::{web, HttpResponse};
-use bulk_content::Cid;
-use bulk_core::{JobStatus, OutputFile};
-use bulk_queue::JobRecord;
+use std::pin::Pin;
 use std::sync::Arc;
 
-use bulk_queue::JobQueue;
-use futures_util::{StreamExt, TryStreamExt};
+use actix_web::body::SizedStream;
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use bulk_content::Cid;
+use bulk_core::{JobStatus, OutputFile};
+use bulk_queue::{JobQueue, JobRecord};
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt, TryStreamExt};
 
 use super::status::owned_job;
 use crate::auth::Authenticated;
-use crate::{ApiError, AppState};
+use crate::range::{self, Selection};
+use crate::{gzip, ApiError, AppState};
+
+/// The body streams of this file, whatever was done to them on the way.
+type Body = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>>>>;
 
 /// One file of one job.
 pub(crate) async fn download(
+    req: HttpRequest,
     state: web::Data<AppState>,
     Authenticated(who): Authenticated,
     path: web::Path<(String, String)>,
@@ -24,12 +38,13 @@ pub(crate) async fn download(
     let record = owned_job(&state, &who, &id).await?;
     let cid: Cid = cid.parse().map_err(|_| ApiError::FileNotFound)?;
     let item = listed_file(&record, &cid).ok_or(ApiError::FileNotFound)?;
-    stream(&state, &cid, item).await
+    stream(&req, &state, &cid, item).await
 }
 
 /// A file by CID alone, as an IPFS gateway would serve it, but only to the
 /// owner (or an admin) of a live job whose manifest lists it.
 pub(crate) async fn gateway(
+    req: HttpRequest,
     state: web::Data<AppState>,
     Authenticated(who): Authenticated,
     cid: web::Path<String>,
@@ -40,7 +55,7 @@ pub(crate) async fn gateway(
         let Some(record) = state.queue.get(&id).await? else { continue };
         let Some(item) = listed_file(&record, &cid) else { continue };
         if who.may_access(&record.owner) {
-            return stream(&state, &cid, item).await;
+            return stream(&req, &state, &cid, item).await;
         }
         listed_elsewhere = true;
     }
@@ -52,19 +67,40 @@ pub(crate) async fn gateway(
     }
 }
 
-/// The output item for `cid`, when the job is completed (not cancelled or
-/// expired) and its manifest lists it.
+/// The manifest item for `cid` (in `output`, `error` or `deleted`), when the
+/// job is completed (not cancelled or expired) and its manifest lists it.
 fn listed_file<'a>(record: &'a JobRecord, cid: &Cid) -> Option<&'a OutputFile> {
     if record.status != JobStatus::Completed {
         return None;
     }
-    record.manifest.as_ref()?.output.iter().find(|f| f.url == cid.ipfs_url())
+    let m = record.manifest.as_ref()?;
+    let url = cid.ipfs_url();
+    m.output.iter().chain(&m.error).chain(&m.deleted).find(|f| f.url == url)
+}
+
+/// The file's plain byte size, from its `size` extension.
+fn plain_size(item: &OutputFile) -> Option<u64> {
+    let ext = item.extension.iter().find(|e| e["url"].as_str().is_some_and(|u| u.ends_with("/size")))?;
+    ext["valueDecimal"].as_u64()
 }
 
 /// Streams the file from the content store; never loads it whole. While the
 /// download is in flight the file is counted as being read, so expiry does
 /// not unpin it mid-stream.
-async fn stream(state: &AppState, cid: &Cid, item: &OutputFile) -> Result<HttpResponse, ApiError> {
+async fn stream(req: &HttpRequest, state: &AppState, cid: &Cid, item: &OutputFile) -> Result<HttpResponse, ApiError> {
+    let headers = req.headers();
+    let text = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let etag = format!("\"{cid}\"");
+    let len = plain_size(item);
+    // Without a known length no range can be checked: the whole file is sent.
+    let selection = match len {
+        Some(len) if range::if_range_matches(text(header::IF_RANGE), &etag) => range::select(text(header::RANGE), len),
+        _ => Selection::Full,
+    };
+    if selection == Selection::Unsatisfiable {
+        return Err(ApiError::RangeNotSatisfiable { len: len.unwrap_or(0) });
+    }
+    let compress = selection == Selection::Full && gzip::accepted(text(header::ACCEPT_ENCODING));
     let key = bulk_content::output_key(item).map_err(|e| ApiError::Internal(Box::new(e)))?;
     state.queue.reading(cid.as_str(), true).await?;
     let guard = ReadGuard { queue: Arc::clone(&state.queue), cid: cid.to_string() };
@@ -83,7 +119,35 @@ async fn stream(state: &AppState, cid: &Cid, item: &OutputFile) -> Result<HttpRe
         let _held = &guard;
         chunk
     });
-    Ok(HttpResponse::Ok().content_type("application/fhir+ndjson").streaming(body))
+    // Ranges of an encrypted file are cut from the decrypted stream: the
+    // bytes before the range are decrypted and dropped, none are buffered.
+    let body: Body = match selection {
+        Selection::Part { start, end } => Box::pin(range::Window::new(body, start, end)),
+        _ => Box::pin(body),
+    };
+    let mut res = match selection {
+        Selection::Part { start, end } => {
+            let mut res = HttpResponse::PartialContent();
+            res.insert_header((header::CONTENT_RANGE, format!("bytes {start}-{end}/{}", len.unwrap_or(0))));
+            res
+        }
+        _ => HttpResponse::Ok(),
+    };
+    res.content_type("application/fhir+ndjson").insert_header((header::VARY, "Accept-Encoding"));
+    if len.is_some() {
+        res.insert_header((header::ACCEPT_RANGES, "bytes"));
+    }
+    if compress {
+        // No ETag: the CID names the plain bytes, not this encoding of them.
+        res.insert_header((header::CONTENT_ENCODING, "gzip"));
+        return Ok(res.streaming(gzip::compress(body)));
+    }
+    res.insert_header((header::ETAG, etag));
+    Ok(match (selection, len) {
+        (Selection::Part { start, end }, _) => res.body(SizedStream::new(end - start + 1, body)),
+        (_, Some(len)) => res.body(SizedStream::new(len, body)),
+        (_, None) => res.streaming(body),
+    })
 }
 
 /// Ends the "being read" mark when the response body is dropped (finished,

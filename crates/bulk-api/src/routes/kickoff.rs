@@ -35,6 +35,8 @@ async fn kick_off(
     Authenticated(who): Authenticated,
     level: ExportLevel,
 ) -> Result<HttpResponse, ApiError> {
+    // Too many exports of this client queued or running: 429 before anything else.
+    state.throttle.admit_export(&who, &*state.queue).await?;
     let query = req.query_string();
     if query.len() > MAX_QUERY_LEN {
         return Err(ApiError::Invalid("Query string too long".into()));

@@ -2,15 +2,14 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
-use bulk_core::{JobId, JobStatus, Principal};
+use bulk_core::settings::Conformance;
+use bulk_core::{IssueCode, JobId, JobStatus, Manifest, OperationOutcome, Principal};
 use bulk_queue::JobRecord;
 use serde_json::json;
 
 use crate::auth::Authenticated;
-use crate::{ApiError, AppState};
-
-/// Polling interval we suggest while a job is queued or running, in seconds.
-const RETRY_AFTER_SECS: u32 = 2;
+use crate::error::FHIR_JSON;
+use crate::{estimate, ApiError, AppState};
 
 /// Reads a job the caller may see: unknown, malformed and cancelled ids are
 /// all "not found"; someone else's job is "forbidden".
@@ -33,12 +32,15 @@ pub(crate) async fn poll(
     Authenticated(who): Authenticated,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    // Throttled before the record is read: a runaway poller costs no backend call.
+    let job_id: JobId = id.parse().map_err(|_| ApiError::JobNotFound)?;
+    state.throttle.check_poll(&job_id, &who)?;
     let record = owned_job(&state, &who, &id).await?;
     match record.status {
         JobStatus::Queued | JobStatus::Running => {
             let progress = record.progress();
             Ok(HttpResponse::Accepted()
-                .insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()))
+                .insert_header((header::RETRY_AFTER, retry_after(&state, &record).await?.to_string()))
                 .insert_header((
                     "X-Progress",
                     format!("{progress}% ({} of {} resources)", record.processed, record.total),
@@ -59,7 +61,7 @@ pub(crate) async fn poll(
                 let expires = std::time::SystemTime::now() + std::time::Duration::from_secs(ttl);
                 res.insert_header(header::Expires(expires.into()));
             }
-            Ok(res.json(manifest))
+            Ok(res.json(served_manifest(&state, &record.id, manifest)))
         }
         JobStatus::Failed => Err(ApiError::JobFailed(record.error.unwrap_or_else(|| {
             bulk_core::OperationOutcome::error(bulk_core::IssueCode::Exception, "Export job failed")
@@ -76,7 +78,44 @@ pub(crate) async fn cancel(
 ) -> Result<HttpResponse, ApiError> {
     let record = owned_job(&state, &who, &id).await?;
     cancel_job(&state, &record, &who).await?;
-    Ok(HttpResponse::NoContent().finish())
+    Ok(match state.conformance {
+        Conformance::Usage => HttpResponse::NoContent().finish(),
+        // The IG: "202 Accepted ... optionally an OperationOutcome".
+        Conformance::IgV2 => HttpResponse::Accepted().content_type(FHIR_JSON).json(OperationOutcome::single(
+            "information",
+            IssueCode::Informational,
+            "Export job cancelled; its status URL and files are gone",
+        )),
+    })
+}
+
+/// Seconds the client should wait before polling a queued or running job again.
+async fn retry_after(state: &AppState, record: &JobRecord) -> Result<u64, ApiError> {
+    Ok(match record.status {
+        JobStatus::Queued => estimate::queued(state.queue.queue_len().await?),
+        _ => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0);
+            estimate::running(record.processed, record.total, record.started_at.map(|t| now.saturating_sub(t)))
+        }
+    })
+}
+
+/// The manifest as this deployment serves it. The stored one keeps
+/// `ipfs://{cid}` URLs; in `ig-v2` mode every file's URL (in `output`,
+/// `error` and `deleted`) becomes the absolute file-endpoint URL the IG
+/// requires. The CID, size and SHA-256 extensions stay in both modes.
+fn served_manifest(state: &AppState, id: &JobId, mut manifest: Manifest) -> Manifest {
+    if state.conformance == Conformance::IgV2 {
+        for file in manifest.output.iter_mut().chain(&mut manifest.error).chain(&mut manifest.deleted) {
+            if let Some(cid) = file.url.strip_prefix("ipfs://") {
+                file.url = state.file_url(id, cid);
+            }
+        }
+    }
+    manifest
 }
 
 /// Cancels (or discards) `record` for `who`, the owner or an admin: the
@@ -95,7 +134,11 @@ pub(crate) async fn cancel_job(state: &AppState, record: &JobRecord, who: &Princ
 /// for unpinning unless another live job lists them. Best effort: files not
 /// discarded here are still unpinned when their tracking time runs out.
 pub(crate) async fn discard_files(state: &AppState, record: &JobRecord) {
-    let files = record.manifest.iter().flat_map(|m| m.output.iter()).chain(record.checkpoint.iter());
+    let files = record
+        .manifest
+        .iter()
+        .flat_map(|m| m.output.iter().chain(&m.error).chain(&m.deleted))
+        .chain(record.checkpoint.iter());
     let cids: Vec<String> = files.filter_map(|f| f.url.strip_prefix("ipfs://")).map(str::to_owned).collect();
     if let Err(e) = state.queue.discard_files(&record.id, &cids).await {
         tracing::warn!(error = %e, job.id = %record.id, "could not discard a cancelled job's files");
