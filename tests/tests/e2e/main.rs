@@ -18,4 +18,5 @@ mod ops;
 mod outages;
 mod queue;
 mod resources;
+mod serving;
 mod workers;
