@@ -62,6 +62,12 @@ impl Keys {
         format!("{}:idem:{}", self.tag, idempotency_hash(owner, key))
     }
 
+    /// A one-time value seen (e.g. a client assertion's `jti`), hashed like
+    /// idempotency keys; lives until the value may no longer be presented.
+    pub fn once(&self, key: &str) -> String {
+        format!("{}:once:{}", self.tag, idempotency_hash("once", key))
+    }
+
     /// One job's record.
     pub fn job(&self, id: &JobId) -> String {
         format!("{}:job:{id}", self.tag)

@@ -7,6 +7,7 @@ mod record;
 mod redis_queue;
 mod scripts;
 mod sqlite;
+mod sqlite_once;
 
 pub use error::QueueError;
 pub use keys::Keys;

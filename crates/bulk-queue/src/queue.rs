@@ -171,6 +171,13 @@ pub trait JobQueue: Send + Sync {
 
     /// Whether the backend answers, for readiness probes.
     async fn health_check(&self) -> Result<(), QueueError>;
+
+    /// Records `key` for `ttl_secs` seconds unless it is already recorded:
+    /// `true` the first time, `false` while the first record lives. Kept in
+    /// the queue backend so every API replica agrees (a client assertion's
+    /// `jti` is accepted once across the deployment). The key is hashed, so
+    /// client input never shapes key names.
+    async fn remember_once(&self, key: &str, ttl_secs: u64) -> Result<bool, QueueError>;
 }
 
 /// Builds the configured queue. Called once at start-up.

@@ -434,4 +434,18 @@ impl JobQueue for RedisQueue {
         let _: String = redis::cmd("PING").query_async(&mut conn).await?;
         Ok(())
     }
+
+    async fn remember_once(&self, key: &str, ttl_secs: u64) -> Result<bool, QueueError> {
+        let mut conn = self.conn().await?;
+        // SET NX EX: atomic, and the key never lives without its TTL.
+        let set: Option<String> = redis::cmd("SET")
+            .arg(self.keys.once(key))
+            .arg(1)
+            .arg("NX")
+            .arg("EX")
+            .arg(ttl_secs.max(1))
+            .query_async(&mut conn)
+            .await?;
+        Ok(set.is_some())
+    }
 }

@@ -158,6 +158,7 @@ impl SqliteQueue {
             conn.pragma_update(None, "journal_mode", "WAL").map_err(db_err)?;
             conn.pragma_update(None, "synchronous", "NORMAL").map_err(db_err)?;
             conn.execute_batch(SCHEMA).map_err(db_err)?;
+            conn.execute_batch(crate::sqlite_once::SCHEMA).map_err(db_err)?;
             add_column_if_missing(&conn, "jobs", "checkpoint", "TEXT")?;
             Ok(conn)
         })
@@ -655,5 +656,11 @@ impl JobQueue for SqliteQueue {
 
     async fn health_check(&self) -> Result<(), QueueError> {
         self.with(|conn| conn.query_row("SELECT 1", [], |_| Ok(())).map_err(db_err)).await
+    }
+
+    async fn remember_once(&self, key: &str, ttl_secs: u64) -> Result<bool, QueueError> {
+        let hash = idempotency_hash("once", key);
+        let ttl_ms = ttl_secs.max(1).saturating_mul(1000) as i64;
+        self.with(move |conn| crate::sqlite_once::remember(conn, &hash, now_ms() as i64, ttl_ms)).await
     }
 }
