@@ -7,6 +7,9 @@ use std::path::PathBuf;
 use secrecy::SecretString;
 use serde::Deserialize;
 
+mod auth;
+pub use auth::{AuthSettings, BackendClient};
+
 /// Everything the binaries can be configured with.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -83,25 +86,6 @@ pub struct ServerSettings {
     pub poll_burst: u32,
     /// The bucket regains one poll every this many milliseconds.
     pub poll_refill_ms: u64,
-}
-
-/// Bearer-token verification. At least one key must be configured; with none,
-/// every request is refused (fail closed).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AuthSettings {
-    /// Shared secret for HS256 tokens.
-    pub hs256_secret: Option<SecretString>,
-    /// PEM public key (RSA for RS256 or EC P-256 for ES256), inline.
-    pub public_key_pem: Option<String>,
-    /// PEM public key read from this file; used when `public_key_pem` is not set.
-    pub public_key_file: Option<PathBuf>,
-    /// Required `iss`, when set.
-    pub issuer: Option<String>,
-    /// Required `aud`, when set.
-    pub audience: Option<String>,
-    /// Clock skew allowed on `exp`, in seconds.
-    pub leeway_secs: u64,
 }
 
 /// The queue and job-record backend.
@@ -339,6 +323,9 @@ impl Settings {
         }
         if self.export.max_file_resources == 0 || self.export.max_file_bytes == 0 {
             return Err(SettingsError("export.max_file_resources and export.max_file_bytes must be at least 1".into()));
+        }
+        if self.auth.token_ttl_secs == 0 {
+            return Err(SettingsError("auth.token_ttl_secs must be at least 1".into()));
         }
         if !matches!(self.telemetry.format.as_str(), "text" | "json") {
             return Err(SettingsError("telemetry.format must be 'text' or 'json'".into()));
