@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod keys;
 mod proxy;
 mod redis_server;
 
