@@ -1,6 +1,7 @@
 //! Bearer-token verification: which keys, which algorithms, which claims.
 
 use std::future::{ready, Ready};
+use std::sync::Arc;
 
 use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
 use bulk_core::settings::AuthSettings;
@@ -9,6 +10,7 @@ use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 
+use crate::smart::issued::IssuedTokens;
 use crate::{ApiError, AppState};
 
 /// Longest token we will try to parse; real ones are far shorter.
@@ -39,12 +41,21 @@ pub struct Verifier {
     issuer: Option<String>,
     audience: Option<String>,
     leeway: u64,
+    /// Tokens this service issued at `/auth/token` (SMART Backend Services),
+    /// told apart from the identity provider's by their `iss`.
+    issued: Option<Arc<IssuedTokens>>,
 }
 
 /// Configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid auth configuration: {0}")]
 pub struct AuthConfigError(String);
+
+impl AuthConfigError {
+    pub(crate) fn new(message: String) -> Self {
+        AuthConfigError(message)
+    }
+}
 
 impl Verifier {
     /// Builds the verifier from settings. With no key configured every request is refused.
@@ -76,15 +87,30 @@ impl Verifier {
             }
         }
         if keys.is_empty() {
-            tracing::warn!("no JWT key configured: every request will be refused");
+            tracing::warn!("no external JWT key configured: only tokens issued at /auth/token are accepted");
         }
-        Ok(Verifier { keys, issuer: s.issuer.clone(), audience: s.audience.clone(), leeway: s.leeway_secs })
+        Ok(Verifier {
+            keys,
+            issuer: s.issuer.clone(),
+            audience: s.audience.clone(),
+            leeway: s.leeway_secs,
+            issued: None,
+        })
+    }
+
+    /// Also accepts the tokens the token endpoint issues.
+    pub(crate) fn with_issued(mut self, issued: Arc<IssuedTokens>) -> Self {
+        self.issued = Some(issued);
+        self
     }
 
     /// Verifies `token` and maps its claims to a principal.
     pub fn verify(&self, token: &str) -> Result<Principal, ApiError> {
         if token.is_empty() || token.len() > MAX_TOKEN_LEN {
             return Err(ApiError::Unauthorized("Invalid bearer token"));
+        }
+        if let Some(issued) = self.issued.as_ref().filter(|i| i.claims_to_be_ours(token)) {
+            return issued.verify(token);
         }
         let header = decode_header(token).map_err(|_| ApiError::Unauthorized("Invalid bearer token"))?;
         let key = self

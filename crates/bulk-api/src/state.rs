@@ -6,6 +6,7 @@ use bulk_content::ContentStore;
 use bulk_core::settings::Conformance;
 use bulk_queue::JobQueue;
 
+use crate::smart::BackendServices;
 use crate::{Throttle, Verifier};
 
 /// Shared, cheaply cloned handler state.
@@ -23,6 +24,8 @@ pub struct AppState {
     pub conformance: Conformance,
     /// `429` limits: polls per job, concurrent exports per client.
     pub throttle: Arc<Throttle>,
+    /// The SMART Backend Services token endpoint; `None` when no client is registered.
+    pub smart: Option<Arc<BackendServices>>,
 }
 
 impl AppState {
@@ -33,13 +36,19 @@ impl AppState {
         queue: Arc<dyn JobQueue>,
         content: Arc<dyn ContentStore>,
     ) -> Result<Self, crate::auth::AuthConfigError> {
+        let smart = BackendServices::from_settings(settings)?.map(Arc::new);
+        let mut verifier = Verifier::from_settings(&settings.auth)?;
+        if let Some(smart) = &smart {
+            verifier = verifier.with_issued(smart.issued());
+        }
         Ok(AppState {
             queue,
             content,
-            verifier: Arc::new(Verifier::from_settings(&settings.auth)?),
+            verifier: Arc::new(verifier),
             public_base_url: settings.server.public_base_url.clone(),
             conformance: settings.conformance,
             throttle: Arc::new(Throttle::from_settings(&settings.server)),
+            smart,
         })
     }
 

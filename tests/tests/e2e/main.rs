@@ -19,4 +19,5 @@ mod outages;
 mod queue;
 mod resources;
 mod serving;
+mod smart;
 mod workers;

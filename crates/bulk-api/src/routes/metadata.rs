@@ -51,13 +51,25 @@ pub(crate) async fn capability_statement(state: web::Data<AppState>) -> HttpResp
     HttpResponse::Ok().content_type("application/fhir+json").json(body)
 }
 
-/// SMART configuration: the capabilities clients look for; no token endpoint
-/// is offered (tokens come from the deployment's identity provider).
-pub(crate) async fn smart_configuration() -> HttpResponse {
-    HttpResponse::Ok().json(json!({
-        "capabilities": ["permission-v2"],
-        "token_endpoint_auth_methods_supported": [],
-        "grant_types_supported": [],
-        "scopes_supported": []
-    }))
+/// SMART configuration: what clients discover before asking for a token.
+/// With backend clients registered, the token endpoint and how to use it;
+/// otherwise none is offered (tokens come from the deployment's identity provider).
+pub(crate) async fn smart_configuration(state: web::Data<AppState>) -> HttpResponse {
+    let body = match &state.smart {
+        Some(smart) => json!({
+            "token_endpoint": smart.token_url(),
+            "grant_types_supported": ["client_credentials"],
+            "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+            "token_endpoint_auth_signing_alg_values_supported": crate::smart::signing_algorithms(),
+            "scopes_supported": ["system/*.read", "system/*.rs"],
+            "capabilities": ["client-confidential-asymmetric", "permission-v1", "permission-v2"]
+        }),
+        None => json!({
+            "capabilities": ["permission-v2"],
+            "token_endpoint_auth_methods_supported": [],
+            "grant_types_supported": [],
+            "scopes_supported": []
+        }),
+    };
+    HttpResponse::Ok().json(body)
 }

@@ -31,6 +31,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             .route("/jobs/{id}/requeue", web::post().to(admin::requeue))
             .route("/dead-letter", web::get().to(admin::dead_letter)),
     )
+    .route("/auth/token", web::post().to(crate::smart::issue_token))
     .route("/ipfs/{cid}", web::get().to(files::gateway))
     .route("/metrics", web::get().to(metrics::render))
     .route("/.well-known/smart-configuration", web::get().to(metadata::smart_configuration))
