@@ -1,62 +1,104 @@
-//! Which patient's compartment a resource belongs to, decided when it is loaded.
+//! Which patients' compartments a resource belongs to, decided when it is loaded.
+//!
+//! The reference elements per type come from the R4 Patient
+//! `CompartmentDefinition` table in [`bulk_core::compartment`]; this module
+//! walks them through a resource's JSON.
 
+use bulk_core::compartment::patient_reference_paths;
 use serde_json::Value;
 
-/// The compartment owner of a resource, as far as the resource itself tells.
+/// Where a resource goes, as far as the resource itself tells.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Compartment {
-    /// In no patient's compartment (or a type we do not place).
-    None,
-    /// In this patient's compartment.
-    Patient(String),
-    /// A Provenance whose targets are not patients: it belongs to the patient
-    /// of the first target that has one (resolved against the store).
+    /// In these patients' compartments, sorted and distinct; empty for a
+    /// type outside the Patient compartment or one that references no patient.
+    Patients(Vec<String>),
+    /// A Provenance none of whose targets is a patient: it is in the
+    /// compartments its targets are in (resolved against the store).
     ViaTargets(Vec<(String, String)>),
 }
 
-/// Places a resource of `resource_type` in a patient compartment:
-/// `Patient` by its id, `DocumentReference` by `subject`, `Consent` by
-/// `patient`, `Provenance` by a `Patient/…` target or else through its targets.
+/// Places a resource of `resource_type`: in the compartment of every patient
+/// its type's reference elements point at (arrays traversed). A `Patient` is
+/// also in its own compartment, by id. A `Provenance` with no `Patient/…`
+/// target follows its targets instead.
 pub fn compartment_of(resource_type: &str, resource: &Value) -> Compartment {
-    let reference = |field: &str| {
-        resource.get(field).and_then(|r| r.get("reference")).and_then(Value::as_str).and_then(parse_reference)
+    let Some(paths) = patient_reference_paths(resource_type) else {
+        return Compartment::Patients(Vec::new());
     };
-    let patient = |r: Option<(String, String)>| match r {
-        Some((t, id)) if t == "Patient" => Compartment::Patient(id),
-        _ => Compartment::None,
+    let mut refs = Vec::new();
+    for path in paths {
+        collect_references(resource, path, &mut refs);
+    }
+    let mut patients: Vec<String> = refs.iter().filter(|(t, _)| t == "Patient").map(|(_, id)| id.clone()).collect();
+    if resource_type == "Patient" {
+        if let Some(id) = resource.get("id").and_then(Value::as_str) {
+            patients.push(id.to_owned());
+        }
+    }
+    if resource_type == "Provenance" && patients.is_empty() && !refs.is_empty() {
+        refs.sort();
+        refs.dedup();
+        return Compartment::ViaTargets(refs);
+    }
+    patients.sort();
+    patients.dedup();
+    Compartment::Patients(patients)
+}
+
+/// The Patient ids a `Group` lists as members (`member[].entity`), skipping
+/// members marked `inactive: true`, in order and each once. Empty when the
+/// JSON is not a Group with members.
+pub fn group_member_patients(group_json: &str) -> Vec<String> {
+    let Ok(group) = serde_json::from_str::<Value>(group_json) else {
+        return Vec::new();
     };
-    match resource_type {
-        "Patient" => match resource.get("id").and_then(Value::as_str) {
-            Some(id) => Compartment::Patient(id.to_owned()),
-            None => Compartment::None,
-        },
-        "DocumentReference" => patient(reference("subject")),
-        "Consent" => patient(reference("patient")),
-        "Provenance" => {
-            let targets: Vec<(String, String)> = resource
-                .get("target")
-                .and_then(Value::as_array)
-                .map(|ts| {
-                    ts.iter()
-                        .filter_map(|t| t.get("reference").and_then(Value::as_str).and_then(parse_reference))
-                        .collect()
-                })
-                .unwrap_or_default();
-            if let Some((_, id)) = targets.iter().find(|(t, _)| t == "Patient") {
-                Compartment::Patient(id.clone())
-            } else if targets.is_empty() {
-                Compartment::None
-            } else {
-                Compartment::ViaTargets(targets)
+    let mut ids: Vec<String> = Vec::new();
+    let members = group.get("member").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    for member in members {
+        if member.get("inactive").and_then(Value::as_bool) == Some(true) {
+            continue;
+        }
+        let reference = member.get("entity").and_then(|e| e.get("reference")).and_then(Value::as_str);
+        if let Some((t, id)) = reference.and_then(parse_reference) {
+            if t == "Patient" && !ids.contains(&id) {
+                ids.push(id);
             }
         }
-        _ => Compartment::None,
+    }
+    ids
+}
+
+/// Appends the `(Type, id)` of every reference at the dotted `path` below
+/// `value`, descending through arrays at every step.
+fn collect_references(value: &Value, path: &str, out: &mut Vec<(String, String)>) {
+    match value {
+        Value::Array(items) => items.iter().for_each(|v| collect_references(v, path, out)),
+        Value::Object(obj) => match path.split_once('.') {
+            Some((head, rest)) => {
+                if let Some(child) = obj.get(head) {
+                    collect_references(child, rest, out);
+                }
+            }
+            None => match obj.get(path) {
+                Some(Value::Array(items)) => items.iter().for_each(|r| push_reference(r, out)),
+                Some(r) => push_reference(r, out),
+                None => {}
+            },
+        },
+        _ => {}
+    }
+}
+
+fn push_reference(r: &Value, out: &mut Vec<(String, String)>) {
+    if let Some(parsed) = r.get("reference").and_then(Value::as_str).and_then(parse_reference) {
+        out.push(parsed);
     }
 }
 
 /// `Type/id`, optionally absolute or with `/_history/n`, to `(Type, id)`.
 /// Contained (`#x`) and `urn:` references name nothing in the store.
-fn parse_reference(r: &str) -> Option<(String, String)> {
+pub(crate) fn parse_reference(r: &str) -> Option<(String, String)> {
     if r.starts_with('#') || r.starts_with("urn:") {
         return None;
     }
@@ -73,34 +115,4 @@ fn parse_reference(r: &str) -> Option<(String, String)> {
 }
 
 #[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::*;
-
-    #[test]
-    fn a_patient_is_in_its_own_compartment() {
-        assert_eq!(compartment_of("Patient", &json!({"id": "p1"})), Compartment::Patient("p1".into()));
-    }
-
-    #[test]
-    fn document_references_and_consents_follow_subject_and_patient() {
-        let d = json!({"subject": {"reference": "Patient/p2"}});
-        assert_eq!(compartment_of("DocumentReference", &d), Compartment::Patient("p2".into()));
-        let c = json!({"patient": {"reference": "https://ehr.example/fhir/Patient/p3/_history/2"}});
-        assert_eq!(compartment_of("Consent", &c), Compartment::Patient("p3".into()));
-        let g = json!({"subject": {"reference": "Group/g1"}});
-        assert_eq!(compartment_of("DocumentReference", &g), Compartment::None);
-    }
-
-    #[test]
-    fn a_provenance_belongs_to_a_patient_target_or_else_resolves_through_its_targets() {
-        let direct = json!({"target": [{"reference": "Consent/c1"}, {"reference": "Patient/p4"}]});
-        assert_eq!(compartment_of("Provenance", &direct), Compartment::Patient("p4".into()));
-        let via = json!({"target": [{"reference": "DocumentReference/d1"}, {"reference": "#contained"}]});
-        assert_eq!(
-            compartment_of("Provenance", &via),
-            Compartment::ViaTargets(vec![("DocumentReference".into(), "d1".into())])
-        );
-    }
-}
+mod tests;

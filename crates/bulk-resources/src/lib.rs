@@ -9,7 +9,7 @@ mod seed;
 mod sqlite;
 mod store;
 
-pub use compartment::{compartment_of, Compartment};
+pub use compartment::{compartment_of, group_member_patients, Compartment};
 pub use error::ResourceError;
 pub use load::{load_files, load_lines, LineError, LoadReport};
 pub use postgres::PostgresStore;

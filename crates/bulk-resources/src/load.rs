@@ -1,10 +1,11 @@
 //! Loading FHIR NDJSON (plain or gzip) into the store.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
+use bulk_core::ResourceType;
 use serde_json::Value;
 
 use crate::{compartment_of, Compartment, NewResource, ResourceError, ResourceStore};
@@ -36,7 +37,7 @@ pub struct LoadReport {
 }
 
 /// Loads every file in `paths` (directories are expanded to their
-/// `*.ndjson` / `*.ndjson.gz` files). Provenance files go last, so the
+/// `*.ndjson` / `*.ndjson.gz` files, but for checksum lists). Provenance files go last, so the
 /// resources they point at are already stored when their compartment is resolved.
 pub async fn load_files(store: &dyn ResourceStore, paths: &[PathBuf]) -> Result<LoadReport, ResourceError> {
     let mut files = Vec::new();
@@ -46,7 +47,8 @@ pub async fn load_files(store: &dyn ResourceStore, paths: &[PathBuf]) -> Result<
             for e in entries {
                 let path = e.map_err(|e| input_err(p, e))?.path();
                 let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                if name.ends_with(".ndjson") || name.ends_with(".ndjson.gz") {
+                let ndjson = name.ends_with(".ndjson") || name.ends_with(".ndjson.gz");
+                if ndjson && !is_checksum_list(name) {
                     files.push(path);
                 }
             }
@@ -69,6 +71,12 @@ pub async fn load_files(store: &dyn ResourceStore, paths: &[PathBuf]) -> Result<
         load_lines(store, &path.display().to_string(), reader, &mut report).await?;
     }
     Ok(report)
+}
+
+/// A checksum list (`SHA256SUMS.ndjson`, `MD5SUMS.ndjson`, …), which by
+/// convention sits next to the data files it checks and is not resources.
+fn is_checksum_list(file_name: &str) -> bool {
+    file_name.split('.').next().is_some_and(|stem| stem.ends_with("SUMS"))
 }
 
 fn input_err(path: &Path, source: std::io::Error) -> ResourceError {
@@ -116,50 +124,47 @@ fn parse_line(bytes: &[u8]) -> Result<Option<Pending>, String> {
     let value: Value = serde_json::from_str(text).map_err(|e| format!("not valid JSON (column {})", e.column()))?;
     let obj = value.as_object().ok_or("not a JSON object")?;
     let resource_type = obj.get("resourceType").and_then(Value::as_str).ok_or("no resourceType")?;
-    if !is_type_name(resource_type) {
-        return Err("resourceType is not a FHIR type name".into());
+    if resource_type.parse::<ResourceType>().is_err() {
+        return Err("resourceType is not a FHIR R4 resource type".into());
     }
     let id = obj.get("id").and_then(Value::as_str).ok_or("no id")?;
     if !is_fhir_id(id) {
         return Err("id is not a valid FHIR id".into());
     }
-    let (patient_id, via) = match compartment_of(resource_type, &value) {
-        Compartment::None => (None, None),
-        Compartment::Patient(p) => (Some(p), None),
-        Compartment::ViaTargets(t) => (None, Some(t)),
+    let (patient_ids, via) = match compartment_of(resource_type, &value) {
+        Compartment::Patients(p) => (p, None),
+        Compartment::ViaTargets(t) => (Vec::new(), Some(t)),
     };
     let resource =
-        NewResource { resource_type: resource_type.to_owned(), id: id.to_owned(), patient_id, json: text.to_owned() };
+        NewResource { resource_type: resource_type.to_owned(), id: id.to_owned(), patient_ids, json: text.to_owned() };
     Ok(Some((resource, via)))
 }
 
-/// Resolves compartments through targets (first within the batch, then the
-/// store) and writes the batch.
+/// Resolves compartments through targets (a target written earlier in the
+/// batch by the batch, any other by the store) and writes the batch.
 async fn flush(store: &dyn ResourceStore, batch: &mut Vec<Pending>) -> Result<u64, ResourceError> {
     if batch.is_empty() {
         return Ok(0);
     }
-    let local: HashMap<(String, String), String> = batch
+    // What the batch itself will write wins over what the store holds now.
+    let local: HashMap<(String, String), Vec<String>> = batch
         .iter()
-        .filter_map(|(r, _)| r.patient_id.clone().map(|p| ((r.resource_type.clone(), r.id.clone()), p)))
+        .filter(|(_, via)| via.is_none())
+        .map(|(r, _)| ((r.resource_type.clone(), r.id.clone()), r.patient_ids.clone()))
         .collect();
     let mut rows = Vec::with_capacity(batch.len());
     for (mut r, via) in batch.drain(..) {
         if let Some(targets) = via {
-            r.patient_id = match targets.iter().find_map(|t| local.get(t).cloned()) {
-                Some(p) => Some(p),
-                None => store.patient_of(&targets).await?,
-            };
+            let (known, unknown): (Vec<_>, Vec<_>) = targets.into_iter().partition(|t| local.contains_key(t));
+            let mut patients: BTreeSet<String> = known.iter().filter_map(|t| local.get(t)).flatten().cloned().collect();
+            if !unknown.is_empty() {
+                patients.extend(store.patients_of(&unknown).await?);
+            }
+            r.patient_ids = patients.into_iter().collect();
         }
         rows.push(r);
     }
     store.upsert(&rows).await
-}
-
-fn is_type_name(s: &str) -> bool {
-    (1..=64).contains(&s.len())
-        && s.starts_with(|c: char| c.is_ascii_uppercase())
-        && s.chars().all(|c| c.is_ascii_alphabetic())
 }
 
 /// FHIR `id`: `[A-Za-z0-9\-\.]{1,64}`.

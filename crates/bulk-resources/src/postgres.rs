@@ -1,6 +1,6 @@
 //! The production resource store: PostgreSQL.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -34,12 +34,55 @@ impl PostgresStore {
     }
 }
 
-/// The WHERE clause for a filter; `$1` type, `$2` until, `$3` patient when `Only`.
-fn where_clause(filter: &PatientFilter) -> &'static str {
-    match filter {
-        PatientFilter::All => "resource_type = $1 AND last_updated <= $2",
-        PatientFilter::AnyPatient => "resource_type = $1 AND last_updated <= $2 AND patient_id IS NOT NULL",
-        PatientFilter::Only(_) => "resource_type = $1 AND last_updated <= $2 AND patient_id = $3",
+/// A statement's text and its parameters, numbered as they are bound, so
+/// optional conditions never leave a gap in the numbering.
+#[derive(Default)]
+struct Sql<'a> {
+    params: Vec<&'a (dyn ToSql + Sync)>,
+}
+
+impl<'a> Sql<'a> {
+    /// Binds `value` and returns its placeholder (`$n`).
+    fn bind(&mut self, value: &'a (dyn ToSql + Sync)) -> String {
+        self.params.push(value);
+        format!("${}", self.params.len())
+    }
+
+    /// The conditions on `resources r` for `query`: its type, its
+    /// `(since, until]` window, its compartments, and live rows or tombstones.
+    fn filter(&mut self, query: &'a ResourceQuery, tombstones: bool) -> String {
+        let mut w = format!(
+            "r.resource_type = {} AND {}r.deleted AND r.last_updated <= {}",
+            self.bind(&query.resource_type),
+            if tombstones { "" } else { "NOT " },
+            self.bind(&query.until)
+        );
+        if let Some(since) = &query.since {
+            w += &format!(" AND r.last_updated > {}", self.bind(since));
+        }
+        const MEMBER: &str =
+            "EXISTS (SELECT 1 FROM resource_patients m WHERE m.resource_type = r.resource_type AND m.id = r.id";
+        match &query.patients {
+            PatientFilter::All => {}
+            PatientFilter::AnyPatient => w += &format!(" AND {MEMBER})"),
+            PatientFilter::Patients(ps) => w += &format!(" AND {MEMBER} AND m.patient_id = ANY({}))", self.bind(ps)),
+        }
+        w
+    }
+
+    /// `WHERE filter [AND r.id > after] ORDER BY r.id LIMIT limit`.
+    fn keyset(
+        &mut self,
+        query: &'a ResourceQuery,
+        tombstones: bool,
+        after: &'a Option<&'a str>,
+        limit: &'a i64,
+    ) -> String {
+        let mut w = self.filter(query, tombstones);
+        if after.is_some() {
+            w += &format!(" AND r.id > {}", self.bind(after));
+        }
+        format!("WHERE {w} ORDER BY r.id LIMIT {}", self.bind(limit))
     }
 }
 
@@ -67,54 +110,93 @@ impl ResourceStore for PostgresStore {
     }
 
     async fn upsert(&self, batch: &[NewResource]) -> Result<u64, ResourceError> {
-        // One statement per batch; a (type, id) repeated in the batch keeps its
-        // last version, since ON CONFLICT cannot touch a row twice.
-        let mut last: HashMap<(&str, &str), &NewResource> = HashMap::new();
+        // One statement per table; a (type, id) repeated in the batch keeps its
+        // last version, since ON CONFLICT cannot touch a row twice. Sorted, so
+        // concurrent writers lock rows in the same order and cannot deadlock.
+        let mut last: BTreeMap<(&str, &str), &NewResource> = BTreeMap::new();
         for r in batch {
             last.insert((r.resource_type.as_str(), r.id.as_str()), r);
         }
-        let (mut types, mut ids, mut patients, mut jsons) = (vec![], vec![], vec![], vec![]);
+        let (mut types, mut ids, mut jsons) = (vec![], vec![], vec![]);
+        let (mut m_types, mut m_ids, mut m_patients) = (vec![], vec![], vec![]);
         for r in last.values() {
             types.push(r.resource_type.as_str());
             ids.push(r.id.as_str());
-            patients.push(r.patient_id.as_deref());
             jsons.push(r.json.as_str());
+            for p in &r.patient_ids {
+                m_types.push(r.resource_type.as_str());
+                m_ids.push(r.id.as_str());
+                m_patients.push(p.as_str());
+            }
         }
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let n = tx
+            .execute(
+                "INSERT INTO resources (resource_type, id, resource)
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[])
+                 ON CONFLICT (resource_type, id) DO UPDATE
+                 SET resource = EXCLUDED.resource, last_updated = now(), deleted = false",
+                &[&types, &ids, &jsons],
+            )
+            .await?;
+        tx.execute(
+            "DELETE FROM resource_patients m USING UNNEST($1::text[], $2::text[]) AS q(t, i)
+             WHERE m.resource_type = q.t AND m.id = q.i",
+            &[&types, &ids],
+        )
+        .await?;
+        tx.execute(
+            "INSERT INTO resource_patients (resource_type, id, patient_id)
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING",
+            &[&m_types, &m_ids, &m_patients],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn delete(&self, refs: &[(String, String)]) -> Result<u64, ResourceError> {
+        let types: Vec<&str> = refs.iter().map(|(t, _)| t.as_str()).collect();
+        let ids: Vec<&str> = refs.iter().map(|(_, i)| i.as_str()).collect();
         let client = self.pool.get().await?;
         let n = client
             .execute(
-                "INSERT INTO resources (resource_type, id, patient_id, resource)
-                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[])
-                 ON CONFLICT (resource_type, id) DO UPDATE
-                 SET patient_id = EXCLUDED.patient_id, resource = EXCLUDED.resource, last_updated = now()",
-                &[&types, &ids, &patients, &jsons],
+                "UPDATE resources r SET deleted = true, last_updated = now()
+                 FROM UNNEST($1::text[], $2::text[]) AS q(t, i)
+                 WHERE r.resource_type = q.t AND r.id = q.i AND NOT r.deleted",
+                &[&types, &ids],
             )
             .await?;
         Ok(n)
     }
 
-    async fn patient_of(&self, refs: &[(String, String)]) -> Result<Option<String>, ResourceError> {
+    async fn patients_of(&self, refs: &[(String, String)]) -> Result<Vec<String>, ResourceError> {
         if refs.is_empty() {
-            return Ok(None);
+            return Ok(Vec::new());
         }
         let types: Vec<&str> = refs.iter().map(|(t, _)| t.as_str()).collect();
         let ids: Vec<&str> = refs.iter().map(|(_, i)| i.as_str()).collect();
         let client = self.pool.get().await?;
-        let row = client
-            .query_opt(
-                "SELECT r.patient_id FROM UNNEST($1::text[], $2::text[]) WITH ORDINALITY AS q(t, i, n)
-                 JOIN resources r ON r.resource_type = q.t AND r.id = q.i
-                 WHERE r.patient_id IS NOT NULL ORDER BY q.n LIMIT 1",
+        let rows = client
+            .query(
+                "SELECT DISTINCT m.patient_id FROM UNNEST($1::text[], $2::text[]) AS q(t, i)
+                 JOIN resources r ON r.resource_type = q.t AND r.id = q.i AND NOT r.deleted
+                 JOIN resource_patients m ON m.resource_type = r.resource_type AND m.id = r.id
+                 ORDER BY 1",
                 &[&types, &ids],
             )
             .await?;
-        Ok(row.map(|r| r.get(0)))
+        Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
     async fn get(&self, resource_type: &str, id: &str) -> Result<Option<String>, ResourceError> {
         let client = self.pool.get().await?;
         let row = client
-            .query_opt("SELECT resource FROM resources WHERE resource_type = $1 AND id = $2", &[&resource_type, &id])
+            .query_opt(
+                "SELECT resource FROM resources WHERE resource_type = $1 AND id = $2 AND NOT deleted",
+                &[&resource_type, &id],
+            )
             .await?;
         Ok(row.map(|r| r.get(0)))
     }
@@ -127,12 +209,11 @@ impl ResourceStore for PostgresStore {
     }
 
     async fn count(&self, query: &ResourceQuery) -> Result<u64, ResourceError> {
-        let sql = format!("SELECT count(*) FROM resources WHERE {}", where_clause(&query.patients));
+        let mut sql = Sql::default();
+        let text = format!("SELECT count(*) FROM resources r WHERE {}", sql.filter(query, false));
         let client = self.pool.get().await?;
-        let row = match &query.patients {
-            PatientFilter::Only(p) => client.query_one(&sql, &[&query.resource_type, &query.until, p]).await?,
-            _ => client.query_one(&sql, &[&query.resource_type, &query.until]).await?,
-        };
+        let stmt = client.prepare_cached(&text).await?;
+        let row = client.query_one(&stmt, &sql.params).await?;
         Ok(row.get::<_, i64>(0) as u64)
     }
 
@@ -142,24 +223,39 @@ impl ResourceStore for PostgresStore {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<StoredResource>, ResourceError> {
-        let base = where_clause(&query.patients);
-        let next = if matches!(query.patients, PatientFilter::Only(_)) { 4 } else { 3 };
-        let sql = format!(
-            "SELECT id, resource FROM resources WHERE {base} AND (${next}::text IS NULL OR id > ${next}::text)
-             ORDER BY id LIMIT ${}",
-            next + 1
-        );
-        let limit = i64::from(limit);
+        let (after, limit) = (after, i64::from(limit));
+        let mut sql = Sql::default();
+        let text = format!("SELECT r.id, r.resource FROM resources r {}", sql.keyset(query, false, &after, &limit));
         let client = self.pool.get().await?;
-        let stmt = client.prepare_cached(&sql).await?;
-        let mut params: Vec<&(dyn ToSql + Sync)> = vec![&query.resource_type, &query.until];
-        if let PatientFilter::Only(p) = &query.patients {
-            params.push(p);
-        }
-        params.push(&after);
-        params.push(&limit);
-        let rows = client.query(&stmt, &params).await?;
+        let stmt = client.prepare_cached(&text).await?;
+        let rows = client.query(&stmt, &sql.params).await?;
         Ok(rows.iter().map(|r| StoredResource { id: r.get(0), json: r.get(1) }).collect())
+    }
+
+    async fn deleted_page(
+        &self,
+        query: &ResourceQuery,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, ResourceError> {
+        let (after, limit) = (after, i64::from(limit));
+        let mut sql = Sql::default();
+        let text = format!("SELECT r.id FROM resources r {}", sql.keyset(query, true, &after, &limit));
+        let client = self.pool.get().await?;
+        let stmt = client.prepare_cached(&text).await?;
+        let rows = client.query(&stmt, &sql.params).await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    async fn existing(&self, resource_type: &str, ids: &[String]) -> Result<Vec<String>, ResourceError> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT id FROM resources WHERE resource_type = $1 AND id = ANY($2) AND NOT deleted ORDER BY id",
+                &[&resource_type, &ids],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
     async fn health_check(&self) -> Result<(), ResourceError> {

@@ -53,7 +53,7 @@ pub(crate) fn patient_bundle(n: u32, documents: u32) -> Vec<NewResource> {
     let row = |ty: &str, id: String, v: serde_json::Value| NewResource {
         resource_type: ty.into(),
         id,
-        patient_id: Some(pid.clone()),
+        patient_ids: vec![pid.clone()],
         json: v.to_string(),
     };
     out.push(row(
@@ -140,7 +140,7 @@ mod tests {
             let v: serde_json::Value = serde_json::from_str(&r.json).expect("json");
             assert_eq!(
                 compartment_of(&r.resource_type, &v),
-                Compartment::Patient("seed-p0000007".into()),
+                Compartment::Patients(vec!["seed-p0000007".into()]),
                 "{}",
                 r.resource_type
             );

@@ -1,9 +1,11 @@
 //! The embedded resource store: one SQLite file, same semantics as PostgreSQL.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use rusqlite::types::Value;
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 use time::OffsetDateTime;
 
@@ -65,13 +67,58 @@ impl SqliteStore {
     }
 }
 
-/// WHERE clause and its parameters after `?1` type and `?2` until.
-fn filter_sql(filter: &PatientFilter) -> (&'static str, Option<String>) {
-    match filter {
-        PatientFilter::All => ("", None),
-        PatientFilter::AnyPatient => (" AND patient_id IS NOT NULL", None),
-        PatientFilter::Only(p) => (" AND patient_id = ?3", Some(p.clone())),
+/// A statement's parameters, numbered as they are bound (`?n`).
+#[derive(Default)]
+struct Sql {
+    params: Vec<Value>,
+}
+
+impl Sql {
+    /// Binds `value` and returns its placeholder.
+    fn bind(&mut self, value: impl Into<Value>) -> String {
+        self.params.push(value.into());
+        format!("?{}", self.params.len())
     }
+
+    /// The conditions on `resources r` for `query`: its type, its
+    /// `(since, until]` window, its compartments, and live rows or tombstones.
+    /// A patient list is bound as one JSON array (`json_each`), so a Group of
+    /// any size fits in one parameter.
+    fn filter(&mut self, query: &ResourceQuery, tombstones: bool) -> String {
+        let mut w = format!(
+            "r.resource_type = {} AND r.deleted = {} AND r.last_updated <= {}",
+            self.bind(query.resource_type.clone()),
+            i64::from(tombstones),
+            self.bind(micros(query.until))
+        );
+        if let Some(since) = query.since {
+            w += &format!(" AND r.last_updated > {}", self.bind(micros(since)));
+        }
+        const MEMBER: &str =
+            "EXISTS (SELECT 1 FROM resource_patients m WHERE m.resource_type = r.resource_type AND m.id = r.id";
+        match &query.patients {
+            PatientFilter::All => {}
+            PatientFilter::AnyPatient => w += &format!(" AND {MEMBER})"),
+            PatientFilter::Patients(ps) => {
+                let list = self.bind(json_array(ps));
+                w += &format!(" AND {MEMBER} AND m.patient_id IN (SELECT value FROM json_each({list})))");
+            }
+        }
+        w
+    }
+
+    /// `WHERE filter [AND r.id > after] ORDER BY r.id LIMIT limit`.
+    fn keyset(&mut self, query: &ResourceQuery, tombstones: bool, after: Option<&str>, limit: u32) -> String {
+        let mut w = self.filter(query, tombstones);
+        if let Some(a) = after {
+            w += &format!(" AND r.id > {}", self.bind(a.to_owned()));
+        }
+        format!("WHERE {w} ORDER BY r.id LIMIT {}", self.bind(i64::from(limit)))
+    }
+}
+
+fn json_array(items: &[String]) -> String {
+    serde_json::Value::from(items.to_vec()).to_string()
 }
 
 #[async_trait]
@@ -97,16 +144,28 @@ impl ResourceStore for SqliteStore {
             let now = micros(OffsetDateTime::now_utc());
             let tx = conn.transaction().map_err(db_err)?;
             {
-                let mut stmt = tx
+                let mut write = tx
                     .prepare_cached(
-                        "INSERT INTO resources (resource_type, id, patient_id, last_updated, resource)
-                         VALUES (?1, ?2, ?3, ?4, ?5)
-                         ON CONFLICT (resource_type, id) DO UPDATE SET patient_id = excluded.patient_id,
-                           resource = excluded.resource, last_updated = excluded.last_updated",
+                        "INSERT INTO resources (resource_type, id, last_updated, resource, deleted)
+                         VALUES (?1, ?2, ?3, ?4, 0)
+                         ON CONFLICT (resource_type, id) DO UPDATE SET resource = excluded.resource,
+                           last_updated = excluded.last_updated, deleted = 0",
+                    )
+                    .map_err(db_err)?;
+                let mut forget = tx
+                    .prepare_cached("DELETE FROM resource_patients WHERE resource_type = ?1 AND id = ?2")
+                    .map_err(db_err)?;
+                let mut member = tx
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO resource_patients (resource_type, id, patient_id) VALUES (?1, ?2, ?3)",
                     )
                     .map_err(db_err)?;
                 for r in &batch {
-                    stmt.execute(params![r.resource_type, r.id, r.patient_id, now, r.json]).map_err(db_err)?;
+                    write.execute(params![r.resource_type, r.id, now, r.json]).map_err(db_err)?;
+                    forget.execute(params![r.resource_type, r.id]).map_err(db_err)?;
+                    for p in &r.patient_ids {
+                        member.execute(params![r.resource_type, r.id, p]).map_err(db_err)?;
+                    }
                 }
             }
             tx.commit().map_err(db_err)?;
@@ -115,20 +174,47 @@ impl ResourceStore for SqliteStore {
         .await
     }
 
-    async fn patient_of(&self, refs: &[(String, String)]) -> Result<Option<String>, ResourceError> {
+    async fn delete(&self, refs: &[(String, String)]) -> Result<u64, ResourceError> {
+        let refs = refs.to_vec();
+        self.with(move |conn| {
+            let now = micros(OffsetDateTime::now_utc());
+            let tx = conn.transaction().map_err(db_err)?;
+            let mut n = 0;
+            {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "UPDATE resources SET deleted = 1, last_updated = ?3
+                         WHERE resource_type = ?1 AND id = ?2 AND deleted = 0",
+                    )
+                    .map_err(db_err)?;
+                for (t, i) in &refs {
+                    n += stmt.execute(params![t, i, now]).map_err(db_err)? as u64;
+                }
+            }
+            tx.commit().map_err(db_err)?;
+            Ok(n)
+        })
+        .await
+    }
+
+    async fn patients_of(&self, refs: &[(String, String)]) -> Result<Vec<String>, ResourceError> {
         let refs = refs.to_vec();
         self.with(move |conn| {
             let mut stmt = conn
                 .prepare_cached(
-                    "SELECT patient_id FROM resources WHERE resource_type = ?1 AND id = ?2 AND patient_id IS NOT NULL",
+                    "SELECT m.patient_id FROM resource_patients m
+                     JOIN resources r ON r.resource_type = m.resource_type AND r.id = m.id
+                     WHERE r.resource_type = ?1 AND r.id = ?2 AND r.deleted = 0",
                 )
                 .map_err(db_err)?;
+            let mut patients = BTreeSet::new();
             for (t, i) in &refs {
-                if let Some(p) = stmt.query_row(params![t, i], |r| r.get(0)).optional().map_err(db_err)? {
-                    return Ok(Some(p));
+                let rows = stmt.query_map(params![t, i], |r| r.get::<_, String>(0)).map_err(db_err)?;
+                for p in rows {
+                    patients.insert(p.map_err(db_err)?);
                 }
             }
-            Ok(None)
+            Ok(patients.into_iter().collect())
         })
         .await
     }
@@ -137,7 +223,7 @@ impl ResourceStore for SqliteStore {
         let (t, i) = (resource_type.to_owned(), id.to_owned());
         self.with(move |conn| {
             let mut stmt = conn
-                .prepare_cached("SELECT resource FROM resources WHERE resource_type = ?1 AND id = ?2")
+                .prepare_cached("SELECT resource FROM resources WHERE resource_type = ?1 AND id = ?2 AND deleted = 0")
                 .map_err(db_err)?;
             stmt.query_row(params![t, i], |r| r.get(0)).optional().map_err(db_err)
         })
@@ -151,16 +237,11 @@ impl ResourceStore for SqliteStore {
     }
 
     async fn count(&self, query: &ResourceQuery) -> Result<u64, ResourceError> {
-        let (extra, patient) = filter_sql(&query.patients);
-        let (ty, until) = (query.resource_type.clone(), micros(query.until));
+        let mut sql = Sql::default();
+        let text = format!("SELECT count(*) FROM resources r WHERE {}", sql.filter(query, false));
         self.with(move |conn| {
-            let sql = format!("SELECT count(*) FROM resources WHERE resource_type = ?1 AND last_updated <= ?2{extra}");
-            let mut stmt = conn.prepare_cached(&sql).map_err(db_err)?;
-            let n: i64 = match patient {
-                Some(p) => stmt.query_row(params![ty, until, p], |r| r.get(0)),
-                None => stmt.query_row(params![ty, until], |r| r.get(0)),
-            }
-            .map_err(db_err)?;
+            let mut stmt = conn.prepare_cached(&text).map_err(db_err)?;
+            let n: i64 = stmt.query_row(params_from_iter(sql.params), |r| r.get(0)).map_err(db_err)?;
             Ok(n as u64)
         })
         .await
@@ -172,31 +253,53 @@ impl ResourceStore for SqliteStore {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<StoredResource>, ResourceError> {
-        let (extra, patient) = filter_sql(&query.patients);
-        let (ty, until, after) = (query.resource_type.clone(), micros(query.until), after.map(str::to_owned));
+        let mut sql = Sql::default();
+        let text = format!("SELECT r.id, r.resource FROM resources r {}", sql.keyset(query, false, after, limit));
         self.with(move |conn| {
-            let mut values: Vec<rusqlite::types::Value> = vec![ty.into(), until.into()];
-            if let Some(p) = patient {
-                values.push(p.into());
-            }
-            let cursor = match after {
-                Some(a) => {
-                    values.push(a.into());
-                    format!(" AND id > ?{}", values.len())
-                }
-                None => String::new(),
-            };
-            values.push(i64::from(limit).into());
-            let sql = format!(
-                "SELECT id, resource FROM resources WHERE resource_type = ?1 AND last_updated <= ?2{extra}{cursor}
-                 ORDER BY id LIMIT ?{}",
-                values.len()
-            );
-            let mut stmt = conn.prepare_cached(&sql).map_err(db_err)?;
+            let mut stmt = conn.prepare_cached(&text).map_err(db_err)?;
             let rows = stmt
-                .query_map(params_from_iter(values), |r| Ok(StoredResource { id: r.get(0)?, json: r.get(1)? }))
+                .query_map(params_from_iter(sql.params), |r| Ok(StoredResource { id: r.get(0)?, json: r.get(1)? }))
                 .map_err(db_err)?
                 .collect::<Result<Vec<_>, _>>()
+                .map_err(db_err)?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn deleted_page(
+        &self,
+        query: &ResourceQuery,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, ResourceError> {
+        let mut sql = Sql::default();
+        let text = format!("SELECT r.id FROM resources r {}", sql.keyset(query, true, after, limit));
+        self.with(move |conn| {
+            let mut stmt = conn.prepare_cached(&text).map_err(db_err)?;
+            let rows = stmt
+                .query_map(params_from_iter(sql.params), |r| r.get(0))
+                .map_err(db_err)?
+                .collect::<Result<Vec<String>, _>>()
+                .map_err(db_err)?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn existing(&self, resource_type: &str, ids: &[String]) -> Result<Vec<String>, ResourceError> {
+        let (t, list) = (resource_type.to_owned(), json_array(ids));
+        self.with(move |conn| {
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id FROM resources WHERE resource_type = ?1 AND deleted = 0
+                     AND id IN (SELECT value FROM json_each(?2)) ORDER BY id",
+                )
+                .map_err(db_err)?;
+            let rows = stmt
+                .query_map(params![t, list], |r| r.get(0))
+                .map_err(db_err)?
+                .collect::<Result<Vec<String>, _>>()
                 .map_err(db_err)?;
             Ok(rows)
         })

@@ -110,16 +110,21 @@ impl Worker {
         }
         let transaction_time = fhir_instant(until);
         let patients = match (&request.patient_scope, &request.level) {
-            (Some(p), _) => PatientFilter::Only(p.clone()),
+            (Some(p), _) => PatientFilter::Patients(vec![p.clone()]),
             (None, ExportLevel::Patient) => PatientFilter::AnyPatient,
             (None, ExportLevel::System) => PatientFilter::All,
             // Kick-off does not accept Group exports until members are resolved here.
-            (None, ExportLevel::Group(_)) => PatientFilter::Only(String::new()),
+            (None, ExportLevel::Group(_)) => PatientFilter::Patients(Vec::new()),
         };
         let queries: Vec<ResourceQuery> = request
             .types
             .iter()
-            .map(|t| ResourceQuery { resource_type: t.as_str().to_owned(), patients: patients.clone(), until })
+            .map(|t| ResourceQuery {
+                resource_type: t.as_str().to_owned(),
+                patients: patients.clone(),
+                since: None,
+                until,
+            })
             .collect();
 
         let mut counts = Vec::with_capacity(queries.len());

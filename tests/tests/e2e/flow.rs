@@ -13,6 +13,7 @@ async fn stored(app: &TestApp, ty: &str) -> BTreeMap<String, String> {
     let q = ResourceQuery {
         resource_type: ty.into(),
         patients: PatientFilter::All,
+        since: None,
         until: time::OffsetDateTime::now_utc() + time::Duration::hours(1),
     };
     let page = app.resources.page(&q, None, 100_000).await.expect("page");
@@ -172,7 +173,7 @@ async fn a_resource_written_after_the_transaction_time_is_not_in_the_export(mode
     let late = bulk_resources::NewResource {
         resource_type: "Patient".into(),
         id: "zzzz-late".into(),
-        patient_id: Some("zzzz-late".into()),
+        patient_ids: vec!["zzzz-late".into()],
         json: r#"{"resourceType":"Patient","id":"zzzz-late"}"#.into(),
     };
     app.resources.upsert(&[late]).await.expect("upsert");

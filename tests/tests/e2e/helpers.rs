@@ -176,7 +176,7 @@ impl TestApp {
         let row = |ty: &str, id: String, json: String| bulk_resources::NewResource {
             resource_type: ty.into(),
             id,
-            patient_id: Some(p.clone()),
+            patient_ids: vec![p.clone()],
             json,
         };
         let rows = vec![
@@ -328,8 +328,11 @@ impl ResourceStore for PageCounter {
     async fn upsert(&self, batch: &[bulk_resources::NewResource]) -> Result<u64, bulk_resources::ResourceError> {
         self.inner.upsert(batch).await
     }
-    async fn patient_of(&self, refs: &[(String, String)]) -> Result<Option<String>, bulk_resources::ResourceError> {
-        self.inner.patient_of(refs).await
+    async fn delete(&self, refs: &[(String, String)]) -> Result<u64, bulk_resources::ResourceError> {
+        self.inner.delete(refs).await
+    }
+    async fn patients_of(&self, refs: &[(String, String)]) -> Result<Vec<String>, bulk_resources::ResourceError> {
+        self.inner.patients_of(refs).await
     }
     async fn get(&self, t: &str, id: &str) -> Result<Option<String>, bulk_resources::ResourceError> {
         self.inner.get(t, id).await
@@ -348,6 +351,17 @@ impl ResourceStore for PageCounter {
     ) -> Result<Vec<bulk_resources::StoredResource>, bulk_resources::ResourceError> {
         self.pages.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.inner.page(q, after, limit).await
+    }
+    async fn deleted_page(
+        &self,
+        q: &bulk_resources::ResourceQuery,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, bulk_resources::ResourceError> {
+        self.inner.deleted_page(q, after, limit).await
+    }
+    async fn existing(&self, t: &str, ids: &[String]) -> Result<Vec<String>, bulk_resources::ResourceError> {
+        self.inner.existing(t, ids).await
     }
     async fn health_check(&self) -> Result<(), bulk_resources::ResourceError> {
         self.inner.health_check().await

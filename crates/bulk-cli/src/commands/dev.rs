@@ -127,6 +127,7 @@ async fn seed_if_empty(store: &dyn ResourceStore, args: &DevArgs) -> anyhow::Res
     let any_patient = ResourceQuery {
         resource_type: "Patient".into(),
         patients: PatientFilter::All,
+        since: None,
         until: time::OffsetDateTime::now_utc() + time::Duration::days(1),
     };
     if store.count(&any_patient).await? > 0 {

@@ -7,7 +7,7 @@ fn a_valid_line_is_stored_byte_for_byte() {
     let line = br#"{"resourceType":"Patient","id":"p1","name":[{"family":"Doe"}]}"#;
     let (r, via) = parse_line(line).expect("valid").expect("not blank");
     assert_eq!(r.json.as_bytes(), line);
-    assert_eq!(r.patient_id.as_deref(), Some("p1"));
+    assert_eq!(r.patient_ids, ["p1"]);
     assert!(via.is_none());
 }
 
@@ -20,6 +20,8 @@ fn malformed_lines_are_rejected_with_a_reason_that_does_not_echo_content() {
         (b"{\"resourceType\":\"Patient\"}", "id"),
         (b"{\"resourceType\":\"Patient\",\"id\":\"a/b\"}", "id"),
         (b"{\"resourceType\":\"patient!\",\"id\":\"a\"}", "resourceType"),
+        (b"{\"resourceType\":\"Patients\",\"id\":\"a\"}", "R4"),
+        (b"{\"resourceType\":\"DeviceUsage\",\"id\":\"a\"}", "R4"),
         (b"\xff\xfe", "UTF-8"),
     ] {
         let err = parse_line(line).expect_err("invalid");
@@ -43,6 +45,14 @@ fn blank_lines_and_crlf_endings_are_tolerated() {
     assert!(!r.json.ends_with('\r'));
 }
 
+#[test]
+fn checksum_lists_are_told_apart_from_data_files() {
+    assert!(is_checksum_list("SHA256SUMS.ndjson"));
+    assert!(is_checksum_list("MD5SUMS.ndjson.gz"));
+    assert!(!is_checksum_list("Patient.ndjson"));
+    assert!(!is_checksum_list("1.Observation.ndjson.gz"));
+}
+
 /// Property tests: no input line makes the loader panic, a loaded line is
 /// stored exactly as given (trimmed), and a refused line's reason never
 /// echoes its content.
@@ -63,7 +73,7 @@ mod props {
         "contains a carriage return",
         "not a JSON object",
         "no resourceType",
-        "resourceType is not a FHIR type name",
+        "resourceType is not a FHIR R4 resource type",
         "no id",
         "id is not a valid FHIR id",
     ];
@@ -77,10 +87,9 @@ mod props {
         Ok(())
     }
 
-    /// FHIR type names and ids, as the FHIR spec defines them (independent of the loader's helpers).
+    /// R4 resource types (bulk-core's list) and ids as the FHIR spec defines them.
     fn valid_type(s: &str) -> bool {
-        let b = s.as_bytes();
-        (1..=64).contains(&b.len()) && b[0].is_ascii_uppercase() && b.iter().all(u8::is_ascii_alphabetic)
+        bulk_core::ResourceType::all_r4().any(|t| t.as_str() == s)
     }
 
     fn valid_id(s: &str) -> bool {
@@ -101,6 +110,8 @@ mod props {
     fn type_name() -> impl Strategy<Value = Value> {
         prop_oneof![
             4 => prop::sample::select(vec!["Patient", "DocumentReference", "Consent", "Provenance", "Observation"])
+                .prop_map(Value::from),
+            1 => prop::sample::select(vec!["Organization", "Group", "Encounter", "Practitioner", "Device"])
                 .prop_map(Value::from),
             2 => "[A-Za-z]{0,70}".prop_map(Value::from),
             1 => prop::sample::select(vec!["patient", "Patient1", "Pat ient", "Patient\u{0}", "Pätient", ""])
@@ -225,8 +236,11 @@ mod props {
             self.0.lock().expect("not poisoned").extend_from_slice(batch);
             Ok(batch.len() as u64)
         }
-        async fn patient_of(&self, _: &[(String, String)]) -> Result<Option<String>, ResourceError> {
-            Ok(None)
+        async fn delete(&self, _: &[(String, String)]) -> Result<u64, ResourceError> {
+            Ok(0)
+        }
+        async fn patients_of(&self, _: &[(String, String)]) -> Result<Vec<String>, ResourceError> {
+            Ok(Vec::new())
         }
         async fn get(&self, _: &str, _: &str) -> Result<Option<String>, ResourceError> {
             Ok(None)
@@ -238,6 +252,12 @@ mod props {
             Ok(0)
         }
         async fn page(&self, _: &ResourceQuery, _: Option<&str>, _: u32) -> Result<Vec<StoredResource>, ResourceError> {
+            Ok(Vec::new())
+        }
+        async fn deleted_page(&self, _: &ResourceQuery, _: Option<&str>, _: u32) -> Result<Vec<String>, ResourceError> {
+            Ok(Vec::new())
+        }
+        async fn existing(&self, _: &str, _: &[String]) -> Result<Vec<String>, ResourceError> {
             Ok(Vec::new())
         }
         async fn health_check(&self) -> Result<(), ResourceError> {
@@ -275,11 +295,14 @@ mod props {
                     prop_assert_eq!(Some(r.resource_type.as_str()), ty);
                     prop_assert_eq!(Some(r.id.as_str()), id);
                     if r.resource_type == "Patient" {
-                        prop_assert_eq!(r.patient_id.as_deref(), id);
+                        prop_assert!(r.patient_ids.iter().any(|p| Some(p.as_str()) == id));
+                    }
+                    if !bulk_core::ResourceType::all_r4().any(|t| t.as_str() == r.resource_type && t.in_patient_compartment()) {
+                        prop_assert!(r.patient_ids.is_empty(), "{} placed in {:?}", r.resource_type, r.patient_ids);
                     }
                     if via.is_some() {
                         prop_assert_eq!(r.resource_type.as_str(), "Provenance");
-                        prop_assert!(r.patient_id.is_none());
+                        prop_assert!(r.patient_ids.is_empty());
                     }
                 }
                 Ok(None) => prop_assert!(false, "a resource line is not blank: {line:?}"),
