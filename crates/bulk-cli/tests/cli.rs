@@ -106,3 +106,28 @@ async fn json_logs_name_jobs_users_and_requests_but_never_tokens_or_resource_con
     );
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[test]
+fn delete_tombstones_what_exists_says_how_many_and_refuses_malformed_references() {
+    let dir = std::env::temp_dir().join(format!("cli-delete-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(
+        dir.join("Observation.ndjson"),
+        "{\"resourceType\":\"Observation\",\"id\":\"o1\",\"subject\":{\"reference\":\"Patient/p1\"}}\n",
+    )
+    .expect("write");
+    let load = fhir_bulk(&dir).arg("load").arg(dir.join("Observation.ndjson")).output().expect("load runs");
+    assert!(load.status.success(), "{}", String::from_utf8_lossy(&load.stderr));
+
+    let run = |args: &[&str]| fhir_bulk(&dir).arg("delete").args(args).output().expect("delete runs");
+    let first = run(&["Observation/o1", "Observation/nope"]);
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    assert_eq!(String::from_utf8_lossy(&first.stdout).trim(), "deleted 1 resources");
+    assert!(String::from_utf8_lossy(&first.stderr).contains("1 were absent or already deleted"));
+    let again = run(&["Observation/o1"]);
+    assert_eq!(String::from_utf8_lossy(&again.stdout).trim(), "deleted 0 resources");
+    let bad = run(&["Observations/o1"]);
+    assert_eq!(bad.status.code(), Some(2), "clap usage error");
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a FHIR R4 resource type"));
+    std::fs::remove_dir_all(dir).ok();
+}

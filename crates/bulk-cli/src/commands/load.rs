@@ -16,8 +16,10 @@ const SOME_REJECTED: u8 = 2;
 Each line must be one FHIR resource with a resourceType and a valid id; resources
 are upserted by (type, id), so loading the same files again is harmless. A
 malformed line is reported as FILE:LINE: message on stderr (never its content)
-and the rest still loads. Files whose name starts with Provenance load last, so a
-Provenance can be placed in the compartment of the patient its targets belong to.
+and the rest still loads. Any FHIR R4 type loads; each resource is placed in the
+compartments of the patients it references (R4 Patient CompartmentDefinition).
+Files whose name starts with Provenance load last, so a Provenance can be placed
+in the compartments of the patients its targets belong to.
 
 Exit status: 0 all lines loaded; 2 some lines rejected (the rest loaded);
 1 fatal error (resources written before it stay written).")]

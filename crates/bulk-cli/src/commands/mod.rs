@@ -1,6 +1,7 @@
 //! The command line: one file per subcommand.
 
 mod cid;
+mod delete;
 mod dev;
 mod jobs;
 mod load;
@@ -37,6 +38,8 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Load FHIR NDJSON files into the resource store.
     Load(load::LoadArgs),
+    /// Mark resources deleted (tombstones that exports with _since report).
+    Delete(delete::DeleteArgs),
     /// Write deterministic synthetic patients into the resource store.
     Seed(seed::SeedArgs),
     /// Print a signed HS256 bearer token (development and demos only).
@@ -71,6 +74,7 @@ impl Command {
         match self {
             Command::Load(args) => load::run(args, settings).await,
             Command::Seed(args) => seed::run(args, settings).await,
+            Command::Delete(args) => delete::run(args, settings).await,
             Command::Token(args) => token::run(&args, settings),
             Command::Serve(args) => serve::run(args, settings).await,
             Command::Dev(args) => dev::run(args).await,
