@@ -1,8 +1,14 @@
-//! The 100-patient Synthea sample (`../shared/data/synthea-100-r4`, 38,473
-//! resources of 18 types): it loads completely, and every resource sits in
-//! the compartments the R4 Patient CompartmentDefinition puts it in.
+//! The Synthea sample: it loads completely, and every resource sits in the
+//! compartments the R4 Patient CompartmentDefinition puts it in.
+//!
+//! On the full 100-patient sample (`../shared/data/synthea-100-r4`, 38,473
+//! resources of 18 types) when it is next to the checkout, else on the
+//! repository's 12-patient slice of it (`tests/data/synthea-12`);
+//! `BULK_TEST_SYNTHEA_DIR` names another. What is expected is read from the
+//! files themselves, so any Synthea export will do.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::io::BufRead;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -12,51 +18,55 @@ use serde_json::Value;
 use super::{ids, of_patients, query};
 use crate::helpers::*;
 
-/// The sample's directory: `BULK_TEST_SYNTHEA_DIR`, else the shared data next to the checkout.
+/// The sample's directory (see the module doc).
 fn sample_dir() -> PathBuf {
-    let dir = std::env::var_os("BULK_TEST_SYNTHEA_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/synthea-100-r4")));
-    assert!(dir.is_dir(), "the Synthea sample is missing at {}", dir.display());
+    let full = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/synthea-100-r4"));
+    let slice = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/data/synthea-12"));
+    let dir = match std::env::var_os("BULK_TEST_SYNTHEA_DIR") {
+        Some(d) => PathBuf::from(d),
+        None if full.is_dir() => full,
+        None => slice,
+    };
+    assert!(dir.is_dir(), "no Synthea sample at {}", dir.display());
     dir
 }
 
-/// Resources per type, from the sample's README.
-const COUNTS: [(&str, u64); 18] = [
-    ("AllergyIntolerance", 38),
-    ("CarePlan", 278),
-    ("CareTeam", 278),
-    ("Claim", 6_083),
-    ("Condition", 639),
-    ("Device", 4),
-    ("DiagnosticReport", 897),
-    ("Encounter", 3_697),
-    ("ExplanationOfBenefit", 3_697),
-    ("Group", 1),
-    ("ImagingStudy", 16),
-    ("Immunization", 1_287),
-    ("MedicationRequest", 2_386),
-    ("Observation", 16_315),
-    ("Organization", 203),
-    ("Patient", 100),
-    ("Practitioner", 203),
-    ("Procedure", 2_351),
-];
+/// Resources per type in the sample's `Type.ndjson.gz` files.
+fn counts_in_files(dir: &PathBuf) -> BTreeMap<String, u64> {
+    let mut counts = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).expect("sample dir") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned();
+        let Some(ty) = name.strip_suffix(".ndjson.gz") else { continue };
+        let reader =
+            std::io::BufReader::new(flate2::read::MultiGzDecoder::new(std::fs::File::open(&path).expect("open")));
+        let lines = reader.lines().map(|l| l.expect("gzip")).filter(|l| !l.trim().is_empty()).count();
+        *counts.entry(ty.to_owned()).or_default() += lines as u64;
+    }
+    counts
+}
 
 async fn the_synthea_sample_loads_completely_with_every_resource_in_its_patients_compartment(mode: Mode) {
     let app = TestApp::spawn_in(mode, &[]).await;
     let store = app.resources.as_ref();
     let started = Instant::now();
-    let report = load_files(store, &[sample_dir()]).await.expect("load");
-    eprintln!("synthea-100-r4: {} resources loaded into the {mode:?} store in {:?}", report.loaded, started.elapsed());
+    let dir = sample_dir();
+    let counts = counts_in_files(&dir);
+    let report = load_files(store, std::slice::from_ref(&dir)).await.expect("load");
+    eprintln!(
+        "{}: {} resources loaded into the {mode:?} store in {:?}",
+        dir.display(),
+        report.loaded,
+        started.elapsed()
+    );
     assert_eq!(report.errors, []);
-    assert_eq!(report.loaded, 38_473);
-    for (t, n) in COUNTS {
-        assert_eq!(store.count(&query(t, PatientFilter::All)).await.expect("count"), n, "{t}");
+    assert_eq!(report.loaded, counts.values().sum::<u64>());
+    for (t, n) in &counts {
+        assert_eq!(store.count(&query(t, PatientFilter::All)).await.expect("count"), *n, "{t}");
     }
 
     let patient_ids = ids(store, &query("Patient", PatientFilter::All)).await;
-    assert_eq!(patient_ids.len(), 100);
+    assert!(patient_ids.len() >= 10, "a sample of many patients");
     for p in &patient_ids {
         assert_eq!(
             ids(store, &query("Patient", of_patients(&[p]))).await,
