@@ -203,9 +203,17 @@ impl ResourceStore for PostgresStore {
 
     async fn now(&self) -> Result<OffsetDateTime, ResourceError> {
         let client = self.pool.get().await?;
-        // clock_timestamp(), not now(): now() is the start of this (trivial) transaction anyway,
-        // but clock_timestamp() states the intent: the database's wall clock at this moment.
-        Ok(client.query_one("SELECT clock_timestamp()", &[]).await?.get(0))
+        // An export reads everything with last_updated <= this time, so every write
+        // stamped up to it must already be committed. Writes are stamped with now(),
+        // their transaction's start: a writer still in flight (it holds an xid) may
+        // commit rows stamped before clock_timestamp() after we have read. So the
+        // time is just before the oldest such writer started, when there is one.
+        // (Other roles' sessions are visible in pg_stat_activity only to members of
+        // pg_read_all_stats; the loader and workers share one role in our deployment.)
+        let sql = "SELECT least(clock_timestamp(),
+                     (SELECT min(xact_start) - interval '1 microsecond' FROM pg_stat_activity
+                      WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()))";
+        Ok(client.query_one(sql, &[]).await?.get(0))
     }
 
     async fn count(&self, query: &ResourceQuery) -> Result<u64, ResourceError> {

@@ -76,7 +76,7 @@ pub struct TestApp {
     pub content: Arc<dyn ContentStore>,
     pub settings: Settings,
     shutdown: CancellationToken,
-    _db: Option<TestDb>,
+    pub db: Option<TestDb>,
     _dir: Option<TempDir>,
 }
 
@@ -158,7 +158,7 @@ impl TestApp {
         let shutdown = CancellationToken::new();
         tokio::spawn(app.run_until_stopped(shutdown.clone()));
         let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-        TestApp { address, client, mode, queue, resources, content, settings, shutdown, _db: db, _dir: dir }
+        TestApp { address, client, mode, queue, resources, content, settings, shutdown, db, _dir: dir }
     }
 
     /// Seeds `patients` synthetic patients with `docs` documents each.

@@ -273,3 +273,22 @@ async fn postgres_rows_written_under_schema_version_1_keep_their_compartment_aft
     assert_eq!(store.count(&query("Organization", PatientFilter::All)).await.expect("count"), 1);
     assert_eq!(store.existing("Consent", &["c1".into()]).await.expect("existing"), ["c1"], "not deleted");
 }
+
+#[tokio::test]
+async fn the_postgres_transaction_time_stays_before_a_write_still_in_flight() {
+    let app = TestApp::spawn().await;
+    let url = app.db.as_ref().expect("production mode has a database").url.clone();
+    let (mut writer, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("connect");
+    tokio::spawn(conn);
+    // A loader's transaction: its rows are stamped with its start, and it has not committed.
+    let tx = writer.transaction().await.expect("begin");
+    tx.execute("INSERT INTO resources (resource_type, id, resource) VALUES ('Patient', 'in-flight', '{}')", &[])
+        .await
+        .expect("insert");
+    let started: time::OffsetDateTime = tx.query_one("SELECT now()", &[]).await.expect("now").get(0);
+    let t = app.resources.now().await.expect("transaction time");
+    assert!(t < started, "transaction time {t} is not before the in-flight write stamped {started}");
+    tx.commit().await.expect("commit");
+    // With it committed, the next transaction time is past it again.
+    assert!(app.resources.now().await.expect("now") > started);
+}
