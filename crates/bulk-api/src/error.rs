@@ -6,6 +6,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use bulk_core::{IssueCode, OperationOutcome, RequestError};
 use bulk_queue::QueueError;
+use bulk_resources::ResourceError;
 
 /// FHIR JSON media type of every error body.
 pub(crate) const FHIR_JSON: &str = "application/fhir+json";
@@ -28,6 +29,15 @@ pub enum ApiError {
     /// No such route.
     #[error("Resource not found")]
     RouteNotFound,
+    /// A group export named a Group that is not stored (or was deleted).
+    #[error("Group not found")]
+    GroupNotFound,
+    /// A request body in a media type we do not read.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// A request body over the size we read.
+    #[error("{0}")]
+    PayloadTooLarge(String),
     /// Bad parameter value.
     #[error("{0}")]
     Invalid(String),
@@ -72,11 +82,13 @@ impl ApiError {
         match self {
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, IssueCode::Login),
             ApiError::Forbidden => (StatusCode::FORBIDDEN, IssueCode::Forbidden),
-            ApiError::JobNotFound | ApiError::FileNotFound | ApiError::RouteNotFound => {
+            ApiError::JobNotFound | ApiError::FileNotFound | ApiError::RouteNotFound | ApiError::GroupNotFound => {
                 (StatusCode::NOT_FOUND, IssueCode::NotFound)
             }
             ApiError::Invalid(_) => (StatusCode::BAD_REQUEST, IssueCode::Invalid),
             ApiError::NotSupported(_) => (StatusCode::BAD_REQUEST, IssueCode::NotSupported),
+            ApiError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, IssueCode::NotSupported),
+            ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, IssueCode::Invalid),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, IssueCode::Conflict),
             ApiError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, IssueCode::Conflict),
             ApiError::Throttled { .. } => (StatusCode::TOO_MANY_REQUESTS, IssueCode::Throttled),
@@ -99,6 +111,16 @@ impl From<RequestError> for ApiError {
 
 impl From<QueueError> for ApiError {
     fn from(e: QueueError) -> Self {
+        if e.is_retryable() {
+            ApiError::Unavailable(Box::new(e))
+        } else {
+            ApiError::Internal(Box::new(e))
+        }
+    }
+}
+
+impl From<ResourceError> for ApiError {
+    fn from(e: ResourceError) -> Self {
         if e.is_retryable() {
             ApiError::Unavailable(Box::new(e))
         } else {

@@ -12,7 +12,8 @@ async fn main() -> anyhow::Result<()> {
     bulk_core::telemetry::init(&settings.telemetry.format);
     let queue = bulk_queue::open(&settings.queue, QueueConfig::from_settings(&settings.worker)).await?;
     let content = bulk_content::open(&settings.content).await?;
-    let state = AppState::new(&settings, queue, content)?;
+    let resources = bulk_resources::open(&settings.resources).await?;
+    let state = AppState::new(&settings, queue, content, resources)?;
     let app = Application::build(&settings.server.listen, state).context("binding the API listener")?;
     tracing::info!(port = app.port(), public_base_url = %settings.server.public_base_url, "bulk-api listening");
     let shutdown = CancellationToken::new();

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use bulk_content::ContentStore;
 use bulk_core::settings::Conformance;
+use bulk_core::ResourceType;
 use bulk_queue::JobQueue;
+use bulk_resources::ResourceStore;
 
 use crate::smart::BackendServices;
 use crate::{Throttle, Verifier};
@@ -26,15 +28,20 @@ pub struct AppState {
     pub throttle: Arc<Throttle>,
     /// The SMART Backend Services token endpoint; `None` when no client is registered.
     pub smart: Option<Arc<BackendServices>>,
+    /// Read only to validate a kick-off: does the Group of a group export exist?
+    pub resources: Arc<dyn ResourceStore>,
+    /// The deployment's exportable types (`export.types`), for kick-off parsing.
+    pub exportable: Vec<ResourceType>,
 }
 
 impl AppState {
-    /// State for an API on `settings`, sharing the given queue and content store
-    /// (an all-in-one process hands the same ones to its workers).
+    /// State for an API on `settings`, sharing the given queue, content and
+    /// resource stores (an all-in-one process hands the same ones to its workers).
     pub fn new(
         settings: &bulk_core::settings::Settings,
         queue: Arc<dyn JobQueue>,
         content: Arc<dyn ContentStore>,
+        resources: Arc<dyn ResourceStore>,
     ) -> Result<Self, crate::auth::AuthConfigError> {
         let smart = BackendServices::from_settings(settings)?.map(Arc::new);
         let mut verifier = Verifier::from_settings(&settings.auth)?;
@@ -49,6 +56,8 @@ impl AppState {
             conformance: settings.conformance,
             throttle: Arc::new(Throttle::from_settings(&settings.server)),
             smart,
+            resources,
+            exportable: settings.export.types.clone(),
         })
     }
 

@@ -92,7 +92,8 @@ async fn unsupported_types_and_parameters_are_400_outcomes_and_nothing_is_enqueu
         ("_type=Patient,patient", "invalid", "patient"),
         ("_type=", "invalid", "_type"),
         ("_outputFormat=text/csv", "invalid", "_outputFormat"),
-        ("_since=2020-01-01&_type=Patient", "not-supported", "_since"),
+        ("_since=2020-01-01&_type=Patient", "invalid", "_since"),
+        ("_foo=1&_type=Patient", "not-supported", "_foo"),
     ] {
         let res = app.get(&format!("/fhir/r4/Patient/$export?{query}"), Some(&token)).await;
         let diagnostics = assert_outcome(res, 400, code).await;

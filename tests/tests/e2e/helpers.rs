@@ -152,7 +152,7 @@ impl TestApp {
         let resources = bulk_resources::open(&settings.resources).await.expect("resource store");
         let content = bulk_content::open(&settings.content).await.expect("content store");
         // Built from the settings, as `bulk-api` does (conformance mode, throttle limits, …).
-        let state = AppState::new(&settings, queue.clone(), content.clone()).expect("app state");
+        let state = AppState::new(&settings, queue.clone(), content.clone(), resources.clone()).expect("app state");
         let app = Application::build(&settings.server.listen, state).expect("bind");
         let address = format!("http://127.0.0.1:{}", app.port());
         let shutdown = CancellationToken::new();

@@ -14,6 +14,7 @@ mod faults;
 mod flow;
 mod gateway;
 mod hostile;
+mod kickoff;
 mod ops;
 mod outages;
 mod queue;

@@ -8,12 +8,7 @@ use bulk_queue::JobQueue;
 use crate::helpers::*;
 
 fn request() -> ExportRequest {
-    ExportRequest {
-        level: ExportLevel::System,
-        types: vec![ResourceType::PATIENT],
-        patient_scope: None,
-        request_url: "https://x/fhir/r4/$export".into(),
-    }
+    ExportRequest::new(ExportLevel::System, vec![ResourceType::PATIENT], "https://x/fhir/r4/$export")
 }
 
 async fn every_job_record_carries_a_ttl_and_a_finished_one_lives_24_hours(mode: Mode) {

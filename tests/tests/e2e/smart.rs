@@ -223,7 +223,7 @@ async fn a_replayed_assertion_is_refused_even_by_another_api_replica(mode: Mode)
     // A second API process on the same backends, with its own queue connection.
     let queue =
         bulk_queue::open(&app.settings.queue, QueueConfig::from_settings(&app.settings.worker)).await.expect("queue");
-    let state = AppState::new(&app.settings, queue, app.content.clone()).expect("state");
+    let state = AppState::new(&app.settings, queue, app.content.clone(), app.resources.clone()).expect("state");
     let replica = Application::build("127.0.0.1:0", state).expect("bind");
     let replica_address = format!("http://127.0.0.1:{}", replica.port());
     let stop = CancellationToken::new();

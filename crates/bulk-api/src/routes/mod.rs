@@ -18,7 +18,11 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         web::scope("/fhir/r4")
             .route("/metadata", web::get().to(metadata::capability_statement))
             .route("/$export", web::get().to(kickoff::system))
+            .route("/$export", web::post().to(kickoff::system))
             .route("/Patient/$export", web::get().to(kickoff::patient))
+            .route("/Patient/$export", web::post().to(kickoff::patient))
+            .route("/Group/{id}/$export", web::get().to(kickoff::group))
+            .route("/Group/{id}/$export", web::post().to(kickoff::group))
             .route("/$export-status/{id}", web::get().to(status::poll))
             .route("/$export-status/{id}", web::delete().to(status::cancel))
             .route("/$export-file/{id}/{cid}", web::get().to(files::download)),

@@ -127,12 +127,7 @@ mod tests {
             max_attempts: 3,
         };
         let q = SqliteQueue::open(&dir.join("q.db"), config).await.expect("open");
-        let request = ExportRequest {
-            level: ExportLevel::System,
-            types: vec![ResourceType::PATIENT],
-            patient_scope: None,
-            request_url: "https://x/fhir/r4/$export".into(),
-        };
+        let request = ExportRequest::new(ExportLevel::System, vec![ResourceType::PATIENT], "https://x/fhir/r4/$export");
         let id = JobId::new();
         q.enqueue(id, "ops", &request, None).await.expect("enqueue");
         q.claim("w").await.expect("claim").expect("job");

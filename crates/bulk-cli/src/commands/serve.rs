@@ -32,7 +32,7 @@ pub(crate) async fn start(settings: &Settings, workers: u16, shutdown: Cancellat
         .context("opening the job queue")?;
     let resources = bulk_resources::open(&settings.resources).await.context("opening the resource store")?;
     let content = bulk_content::open(&settings.content).await.context("opening the content store")?;
-    let state = AppState::new(settings, queue.clone(), content.clone())?;
+    let state = AppState::new(settings, queue.clone(), content.clone(), resources.clone())?;
     let app = Application::build(&settings.server.listen, state)
         .with_context(|| format!("binding {}", settings.server.listen))?;
     let port = app.port();

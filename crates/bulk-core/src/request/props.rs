@@ -1,0 +1,1 @@
+//! Property tests of the parent module (filled in below).
