@@ -7,58 +7,86 @@ use std::sync::Mutex;
 use std::task::{Context, Poll, Waker};
 
 use async_trait::async_trait;
-use bulk_core::{ExportLevel, ExportRequest, Principal, RequestError, ResourceType, Role};
+use bulk_core::{
+    ExportLevel, ExportRequest, ParseOptions, Principal, RequestError, ResourceType, Role, NDJSON_FORMATS,
+};
 use bulk_resources::{
     load_lines, LoadReport, NewResource, ResourceError, ResourceQuery, ResourceStore, StoredResource,
 };
 use serde_json::Value;
 use time::OffsetDateTime;
 
-/// The `_outputFormat` values the README documents.
-const NDJSON_FORMATS: [&str; 3] = ["application/fhir+ndjson", "application/ndjson", "ndjson"];
-
 /// Longest diagnostic a refusal may carry (client input is echoed at most 64 characters).
 const MAX_MESSAGE_CHARS: usize = 300;
 
 /// `data` is a query string: split into `name=value&…` pairs as the API does,
-/// then parsed for every level and kind of caller.
+/// then parsed for every level, kind of caller and handling. When `data` is
+/// also a JSON document it is tried as a POST `Parameters` body.
 pub fn kickoff_parser(data: &[u8]) {
     let params: Vec<(String, String)> = url::form_urlencoded::parse(data).into_owned().collect();
-    let callers = [
-        Principal { subject: "admin".into(), role: Role::Admin, patient_id: None },
-        Principal { subject: "user-p1".into(), role: Role::Patient, patient_id: Some("p1".into()) },
-    ];
+    let body = match bulk_core::parse_parameters(data) {
+        Ok(pairs) => Some(pairs),
+        Err(e) => {
+            check_message(&e.to_string());
+            None
+        }
+    };
+    let callers = [Principal::admin("admin"), Principal::patient("user-p1", "p1")];
+    let levels = [ExportLevel::System, ExportLevel::Patient, ExportLevel::Group("g1".into())];
     for who in &callers {
-        for level in [ExportLevel::System, ExportLevel::Patient] {
-            let result = ExportRequest::parse(level.clone(), &params, who, "http://x/fhir/r4/$export".into());
-            if who.role == Role::Patient && level == ExportLevel::System {
-                assert_eq!(result, Err(RequestError::Forbidden), "patient system export not forbidden");
-                continue;
-            }
-            match result {
-                Ok(r) => check_accepted(&r, &params),
-                Err(e) => check_message(&e.to_string()),
+        for level in &levels {
+            for lenient in [false, true] {
+                let opts = ParseOptions { lenient, ..ParseOptions::default() };
+                let url = "http://x/fhir/r4/$export".to_owned();
+                let mut inputs = vec![(params.clone(), Vec::new())];
+                if let Some(body) = &body {
+                    inputs.push((Vec::new(), body.clone()));
+                }
+                for (query, body) in inputs {
+                    let result = ExportRequest::parse(level.clone(), &query, &body, who, url.clone(), &opts);
+                    if who.role == Role::Patient && *level != ExportLevel::Patient {
+                        assert_eq!(result, Err(RequestError::Forbidden), "patient {level:?} export not forbidden");
+                        continue;
+                    }
+                    match result {
+                        Ok(r) => check_accepted(&r, query.iter().chain(&body), lenient),
+                        Err(e) => check_message(&e.to_string()),
+                    }
+                }
             }
         }
     }
 }
 
-fn check_accepted(r: &ExportRequest, params: &[(String, String)]) {
+/// The parameters the README documents.
+const KNOWN: [&str; 8] =
+    ["_type", "_outputFormat", "_since", "_until", "_typeFilter", "_elements", "patient", "includeAssociatedData"];
+
+fn check_accepted<'a>(r: &ExportRequest, params: impl Iterator<Item = &'a (String, String)>, lenient: bool) {
     for (name, value) in params {
+        assert!(lenient || KNOWN.contains(&name.as_str()), "accepted parameter {name:?}");
         match name.as_str() {
-            "_type" => {
+            "_type" if !lenient => {
                 for entry in value.split(',') {
-                    assert!(entry.trim().parse::<ResourceType>().is_ok(), "accepted _type entry {entry:?}");
+                    let t = entry.trim().parse::<ResourceType>();
+                    assert!(t.is_ok_and(|t| ResourceType::DEFAULT_EXPORTABLE.contains(&t)), "accepted {entry:?}");
                 }
             }
             "_outputFormat" => assert!(NDJSON_FORMATS.contains(&value.as_str()), "accepted format {value:?}"),
-            other => panic!("accepted parameter {other:?}"),
+            _ => {}
         }
     }
+    assert!(lenient || r.ignored.is_empty(), "strict handling ignored something");
     assert!(!r.types.is_empty(), "no types");
     for (i, t) in r.types.iter().enumerate() {
+        assert!(ResourceType::DEFAULT_EXPORTABLE.contains(t), "type {t} is not exportable");
         assert!(!r.types[..i].contains(t), "duplicate type {t}");
     }
+    for line in &r.ignored {
+        check_message(line.strip_prefix("Ignored: ").unwrap_or(line));
+    }
+    let json = serde_json::to_string(r).expect("a request serialises");
+    assert_eq!(&serde_json::from_str::<ExportRequest>(&json).expect("and loads back"), r, "job record round trip");
 }
 
 fn check_message(msg: &str) {
@@ -159,6 +187,9 @@ impl ResourceStore for Recorder {
         Ok(batch.len() as u64)
     }
     async fn patient_of(&self, _: &[(String, String)]) -> Result<Option<String>, ResourceError> {
+        Ok(None)
+    }
+    async fn get(&self, _: &str, _: &str) -> Result<Option<String>, ResourceError> {
         Ok(None)
     }
     async fn now(&self) -> Result<OffsetDateTime, ResourceError> {
