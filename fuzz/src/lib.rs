@@ -186,8 +186,11 @@ impl ResourceStore for Recorder {
         self.0.lock().expect("not poisoned").extend_from_slice(batch);
         Ok(batch.len() as u64)
     }
-    async fn patient_of(&self, _: &[(String, String)]) -> Result<Option<String>, ResourceError> {
-        Ok(None)
+    async fn delete(&self, _: &[(String, String)]) -> Result<u64, ResourceError> {
+        Ok(0)
+    }
+    async fn patients_of(&self, _: &[(String, String)]) -> Result<Vec<String>, ResourceError> {
+        Ok(Vec::new())
     }
     async fn get(&self, _: &str, _: &str) -> Result<Option<String>, ResourceError> {
         Ok(None)
@@ -199,6 +202,12 @@ impl ResourceStore for Recorder {
         Ok(0)
     }
     async fn page(&self, _: &ResourceQuery, _: Option<&str>, _: u32) -> Result<Vec<StoredResource>, ResourceError> {
+        Ok(Vec::new())
+    }
+    async fn deleted_page(&self, _: &ResourceQuery, _: Option<&str>, _: u32) -> Result<Vec<String>, ResourceError> {
+        Ok(Vec::new())
+    }
+    async fn existing(&self, _: &str, _: &[String]) -> Result<Vec<String>, ResourceError> {
         Ok(Vec::new())
     }
     async fn health_check(&self) -> Result<(), ResourceError> {
