@@ -207,12 +207,13 @@ impl ResourceStore for PostgresStore {
         // stamped up to it must already be committed. Writes are stamped with now(),
         // their transaction's start: a writer still in flight (it holds an xid) may
         // commit rows stamped before clock_timestamp() after we have read. So the
-        // time is just before the oldest such writer started, when there is one.
+        // time is just before the oldest such writer on this database started, if any.
         // (Other roles' sessions are visible in pg_stat_activity only to members of
         // pg_read_all_stats; the loader and workers share one role in our deployment.)
         let sql = "SELECT least(clock_timestamp(),
                      (SELECT min(xact_start) - interval '1 microsecond' FROM pg_stat_activity
-                      WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()))";
+                      WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()
+                        AND datname = current_database()))";
         Ok(client.query_one(sql, &[]).await?.get(0))
     }
 
