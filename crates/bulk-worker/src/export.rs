@@ -3,15 +3,16 @@
 use std::sync::Arc;
 
 use bulk_core::metrics::metrics;
-use bulk_core::{ExportLevel, JobId, Manifest, OutputFile};
+use bulk_core::{JobId, Manifest, OutputFile, ResourceType};
 use bulk_queue::{JobRecord, Progress};
-use bulk_resources::{PatientFilter, ResourceQuery};
+use bulk_resources::ResourceQuery;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::split::{output_item, Finished, SplitWriter};
+use crate::scope::Scope;
+use crate::shape::Shaper;
 use crate::{JobError, Worker};
 
 impl Worker {
@@ -109,26 +110,29 @@ impl Worker {
             tracing::info!(files = output.len(), "resuming after the files an earlier attempt completed");
         }
         let transaction_time = fhir_instant(until);
-        let patients = match (&request.patient_scope, &request.level) {
-            (Some(p), _) => PatientFilter::Patients(vec![p.clone()]),
-            (None, ExportLevel::Patient) => PatientFilter::AnyPatient,
-            (None, ExportLevel::System) => PatientFilter::All,
-            // Kick-off does not accept Group exports until members are resolved here.
-            (None, ExportLevel::Group(_)) => PatientFilter::Patients(Vec::new()),
-        };
-        let queries: Vec<ResourceQuery> = request
-            .types
+        let Scope { patients, mut problems } = self.scope(request).await?;
+        problems.splice(0..0, request.ignored.iter().cloned());
+        // `_until` narrows the window; it never reaches past the transaction time.
+        let read_until = request.until.map_or(until, |u| u.min(until));
+        let mut types = request.types.clone();
+        if !request.include_associated.is_empty() && !types.contains(&ResourceType::PROVENANCE) {
+            types.push(ResourceType::PROVENANCE);
+        }
+        let queries: Vec<(ResourceType, ResourceQuery)> = types
             .iter()
-            .map(|t| ResourceQuery {
-                resource_type: t.as_str().to_owned(),
-                patients: patients.clone(),
-                since: None,
-                until,
+            .map(|t| {
+                let q = ResourceQuery {
+                    resource_type: t.as_str().to_owned(),
+                    patients: patients.clone(),
+                    since: request.since,
+                    until: read_until,
+                };
+                (*t, q)
             })
             .collect();
 
         let mut counts = Vec::with_capacity(queries.len());
-        for q in &queries {
+        for (_, q) in &queries {
             let n = self
                 .retrying("counting resources", || async {
                     self.resources
@@ -140,7 +144,10 @@ impl Worker {
             counts.push(n);
         }
         let total: u64 = counts.iter().sum();
-        let mut processed: u64 = output.iter().map(|f| f.count).sum();
+        let done = |t: &str, output: &[OutputFile]| output.iter().any(|f| f.resource_type == t);
+        // Progress counts the resources read (filters may write fewer).
+        let mut processed: u64 =
+            queries.iter().zip(&counts).filter(|((_, q), _)| done(&q.resource_type, &output)).map(|(_, n)| n).sum();
         let started = Progress {
             transaction_time: Some(transaction_time.clone()),
             total: Some(total),
@@ -149,41 +156,67 @@ impl Worker {
         };
         self.progress(record.id, &started).await?;
 
-        for (q, count) in queries.iter().zip(counts) {
-            if count == 0 || output.iter().any(|f| f.resource_type == q.resource_type) {
+        for ((t, q), count) in queries.iter().zip(counts) {
+            if count == 0 || done(&q.resource_type, &output) {
                 continue;
             }
+            let only = match self.latest_provenance_only(request, *t, q).await {
+                Ok(only) => only,
+                Err(e) => return Err(self.abandoned(e, &output).await),
+            };
+            let shaper = Shaper::new(request, *t, only);
             let base = processed;
-            let files = self.retrying("exporting a file", || self.export_type(record.id, q, lost, base)).await;
+            let files = self.retrying("exporting a file", || self.export_type(record.id, q, &shaper, lost, base)).await;
             match files {
                 Ok(files) => {
-                    processed += files.iter().map(|f| f.count).sum::<u64>();
+                    processed = base + count;
                     output.extend(files);
-                    // Checkpoint: a re-run after a crash keeps this file.
+                    // Checkpoint: a re-run after a crash keeps this type's files.
                     let checkpoint = serde_json::to_string(&output).unwrap_or_default();
                     self.progress(record.id, &Progress { checkpoint: Some(checkpoint), ..Default::default() }).await?;
                 }
-                Err(e) => {
-                    if !matches!(e, JobError::LostLease) {
-                        self.unpin_all(&output).await;
-                    }
-                    return Err(e);
-                }
+                Err(e) => return Err(self.abandoned(e, &output).await),
             }
         }
+        let deleted = match request.since {
+            Some(_) => {
+                let qs: Vec<ResourceQuery> = queries.iter().map(|(_, q)| q.clone()).collect();
+                match self.retrying("listing deleted resources", || self.deleted_files(record.id, &qs, lost)).await {
+                    Ok(files) => files,
+                    Err(e) => return Err(self.abandoned(e, &output).await),
+                }
+            }
+            None => Vec::new(),
+        };
+        let error = match self.retrying("writing the error file", || self.error_files(&problems)).await {
+            Ok(files) => files,
+            Err(e) => {
+                self.unpin_all(&deleted).await;
+                return Err(self.abandoned(e, &output).await);
+            }
+        };
         Ok(Manifest {
             transaction_time,
             request: request.request_url.clone(),
             requires_access_token: true,
             output,
-            error: vec![],
-            deleted: vec![],
+            error,
+            deleted,
         })
+    }
+
+    /// Gives up on the files written so far (unless the job went to another
+    /// worker, which keeps them) and passes the error on.
+    async fn abandoned(&self, e: JobError, output: &[OutputFile]) -> JobError {
+        if !matches!(e, JobError::LostLease) {
+            self.unpin_all(output).await;
+        }
+        e
     }
 
     /// Runs `step` again after a transient failure, with exponential backoff
     /// and jitter, up to the configured number of retries.
-    async fn retrying<T, F, Fut>(&self, what: &str, mut step: F) -> Result<T, JobError>
+    pub(crate) async fn retrying<T, F, Fut>(&self, what: &str, mut step: F) -> Result<T, JobError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, JobError>>,
@@ -204,82 +237,8 @@ impl Worker {
         }
     }
 
-    /// Streams one type's resources into as many files as the limits need.
-    /// Empty when nothing matched after all (deleted since counting).
-    async fn export_type(
-        &self,
-        id: JobId,
-        q: &ResourceQuery,
-        lost: &CancellationToken,
-        base: u64,
-    ) -> Result<Vec<OutputFile>, JobError> {
-        let mut processed = base;
-        let content_err = |source| JobError::Content { resource_type: q.resource_type.clone(), source };
-        let mut files = SplitWriter::new(Arc::clone(&self.content), self.config.encrypt_files, self.config.files);
-        let mut after: Option<String> = None;
-        loop {
-            if lost.is_cancelled() {
-                self.unpin_finished(files.abandon()).await;
-                return Err(JobError::LostLease);
-            }
-            let page = match self.resources.page(q, after.as_deref(), self.config.page_size).await {
-                Ok(p) => p,
-                Err(source) => {
-                    self.unpin_finished(files.abandon()).await;
-                    return Err(JobError::Resources { resource_type: q.resource_type.clone(), source });
-                }
-            };
-            let Some(last) = page.last() else { break };
-            after = Some(last.id.clone());
-            let n = page.len() as u64;
-            let full = n == u64::from(self.config.page_size);
-            let lines: Vec<&str> = page.iter().map(|r| r.json.as_str()).collect();
-            if let Err(e) = files.write(&lines).await {
-                self.unpin_finished(files.abandon()).await;
-                return Err(content_err(e));
-            }
-            processed += n;
-            if let Err(e) = self.progress(id, &Progress { processed: Some(processed), ..Default::default() }).await {
-                self.unpin_finished(files.abandon()).await;
-                return Err(e);
-            }
-            if !full {
-                break;
-            }
-        }
-        let finished = files.finish().await.map_err(content_err)?;
-        self.recorded(&q.resource_type, finished).await
-    }
-
-    /// Counts finished files in the metrics, tracks them for expiry and
-    /// makes their manifest items.
-    async fn recorded(&self, resource_type: &str, finished: Vec<Finished>) -> Result<Vec<OutputFile>, JobError> {
-        let cids: Vec<String> = finished.iter().map(|f| f.written.stored.cid.to_string()).collect();
-        // Tracked from the moment they are pinned, so even the files of an attempt
-        // that dies before they are recorded anywhere are unpinned in the end.
-        let until = bulk_queue::now_ms_after(self.queue.config().active_ttl);
-        if let Err(e) = self.queue.track_files(&cids, until).await {
-            tracing::warn!(error = %e, "could not track new files for expiry");
-        }
-        let mut items = Vec::with_capacity(finished.len());
-        for f in &finished {
-            metrics().resources_exported.inc_by(f.written.lines);
-            metrics().bytes_exported.inc_by(f.written.plain_bytes);
-            items.push(output_item(resource_type, f));
-        }
-        Ok(items)
-    }
-
-    async fn unpin_finished(&self, finished: Vec<Finished>) {
-        for f in finished {
-            if let Err(e) = self.content.unpin(&f.written.stored.cid).await {
-                tracing::warn!(error = %e, "could not unpin an abandoned file");
-            }
-        }
-    }
-
     /// Records progress (renewing the lease); `LostLease` when the job was cancelled or reassigned.
-    async fn progress(&self, id: JobId, progress: &Progress) -> Result<(), JobError> {
+    pub(crate) async fn progress(&self, id: JobId, progress: &Progress) -> Result<(), JobError> {
         if self.queue.heartbeat(&id, &self.id, progress).await? {
             Ok(())
         } else {
@@ -300,7 +259,7 @@ impl Worker {
         }
     }
 
-    async fn unpin_all(&self, files: &[OutputFile]) {
+    pub(crate) async fn unpin_all(&self, files: &[OutputFile]) {
         for f in files {
             let Some(cid) = f.url.strip_prefix("ipfs://").and_then(|c| c.parse().ok()) else { continue };
             if let Err(e) = self.content.unpin(&cid).await {
