@@ -426,3 +426,42 @@ impl TestApp {
         Worker::new(self.queue.clone(), self.resources.clone(), content, WorkerConfig::from_settings(&self.settings))
     }
 }
+
+/// Workers running in the background until stopped.
+pub struct BackgroundWorkers {
+    shutdown: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl BackgroundWorkers {
+    /// Stops the workers and waits for them.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        for t in self.tasks {
+            t.await.expect("worker task");
+        }
+    }
+}
+
+impl TestApp {
+    /// `n` workers polling the queue in the background, as deployed workers do.
+    pub fn spawn_workers(&self, n: usize) -> BackgroundWorkers {
+        let shutdown = CancellationToken::new();
+        let tasks = (0..n)
+            .map(|_| {
+                let worker = self.worker();
+                let stop = shutdown.clone();
+                tokio::spawn(async move { worker.run(stop).await })
+            })
+            .collect();
+        BackgroundWorkers { shutdown, tasks }
+    }
+
+    /// Loads the 12-patient Synthea fixture (`tests/data/synthea-12`).
+    pub async fn load_fixture(&self) {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/synthea-12");
+        let report = bulk_resources::load_files(self.resources.as_ref(), &[dir]).await.expect("fixture loads");
+        assert!(report.errors.is_empty(), "fixture lines refused: {:?}", report.errors);
+        assert_eq!(report.loaded, 5065);
+    }
+}

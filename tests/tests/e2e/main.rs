@@ -6,6 +6,7 @@ mod helpers;
 mod access;
 mod auth;
 mod cancel;
+mod conformance;
 mod content;
 mod encryption;
 mod expiry;
