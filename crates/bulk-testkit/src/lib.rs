@@ -5,6 +5,12 @@ mod proxy;
 mod redis_server;
 
 pub use proxy::TcpProxy;
+
+/// Unpadded base64url, as JWT segments use: for hand-built (hostile) tokens in tests.
+pub fn base64url(bytes: impl AsRef<[u8]>) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
 pub use redis_server::OwnRedis;
 use tokio_postgres::NoTls;
 

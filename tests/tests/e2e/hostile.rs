@@ -476,23 +476,11 @@ async fn oversized_and_malformed_headers_and_bodies_are_refused_without_a_crash(
     still_serving(&app).await;
 }
 
-/// base64url without padding.
-fn b64(bytes: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..=chunk.len() {
-            out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
-}
-
 /// A token with this exact header and payload text, HS256-signed with the test secret
 /// (whatever the header claims).
 fn hs256_raw(header: &str, payload: &str) -> String {
-    let message = format!("{}.{}", b64(header.as_bytes()), b64(payload.as_bytes()));
+    let message =
+        format!("{}.{}", bulk_testkit::base64url(header.as_bytes()), bulk_testkit::base64url(payload.as_bytes()));
     let key = EncodingKey::from_secret(SECRET.as_bytes());
     let signature = jsonwebtoken::crypto::sign(message.as_bytes(), &key, Algorithm::HS256).expect("sign");
     format!("{message}.{signature}")
@@ -518,8 +506,8 @@ fn hostile_tokens() -> Vec<(&'static str, String)> {
     let last = if flipped.ends_with('A') { "B" } else { "A" };
     flipped.replace_range(flipped.len() - 1.., last);
     vec![
-        ("alg none", format!("{}.{p}.", b64(br#"{"alg":"none","typ":"JWT"}"#))),
-        ("alg None, signed", format!("{}.{p}.{s}", b64(br#"{"alg":"None"}"#))),
+        ("alg none", format!("{}.{p}.", bulk_testkit::base64url(br#"{"alg":"none","typ":"JWT"}"#))),
+        ("alg None, signed", format!("{}.{p}.{s}", bulk_testkit::base64url(br#"{"alg":"None"}"#))),
         ("alg hs256 lowercase", hs256_raw(r#"{"alg":"hs256"}"#, &claims)),
         ("alg missing", hs256_raw(r#"{"typ":"JWT"}"#, &claims)),
         ("alg as a number", hs256_raw(r#"{"alg":256}"#, &claims)),
@@ -629,7 +617,11 @@ async fn hs256_tokens_are_refused_when_only_rs256_is_configured_and_vice_versa()
     )
     .expect("sign");
     let rs_header_hs_pem = {
-        let message = format!("{}.{}", b64(br#"{"alg":"RS256"}"#), b64(claims.to_string().as_bytes()));
+        let message = format!(
+            "{}.{}",
+            bulk_testkit::base64url(br#"{"alg":"RS256"}"#),
+            bulk_testkit::base64url(claims.to_string().as_bytes())
+        );
         let key = EncodingKey::from_secret(&fixture("rsa-public.pem"));
         let signature = jsonwebtoken::crypto::sign(message.as_bytes(), &key, Algorithm::HS256).expect("sign");
         format!("{message}.{signature}")

@@ -79,22 +79,12 @@ async fn hmac_and_other_algorithms_are_refused() {
     let ps = sign(Algorithm::PS384, Some("rsa-1"), &claims(), &rsa());
     assert_eq!(check(&ps).await, Err(Rejection::UnsupportedAlgorithm));
     // `alg: none` with no signature.
-    let none = format!("{}.{}.", b64(r#"{"alg":"none","kid":"rsa-1"}"#), b64(&claims().to_string()));
+    let none = format!(
+        "{}.{}.",
+        bulk_testkit::base64url(r#"{"alg":"none","kid":"rsa-1"}"#),
+        bulk_testkit::base64url(claims().to_string())
+    );
     assert_eq!(check(&none).await, Err(Rejection::UnsupportedAlgorithm));
-}
-
-fn b64(s: &str) -> String {
-    // Unpadded base64url, as JWTs use.
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let bytes = s.as_bytes();
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..=chunk.len() {
-            out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
 }
 
 #[tokio::test]
