@@ -402,6 +402,30 @@ mod tests {
     }
 
     #[test]
+    fn the_kubernetes_config_maps_load_as_the_api_and_the_worker_see_them() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/base/config");
+        let read = |name: &str| -> Vec<(String, String)> {
+            let text = std::fs::read_to_string(dir.join(name)).expect("config file");
+            text.lines()
+                .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+                .map(|l| l.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).expect("KEY=VALUE"))
+                .collect()
+        };
+        // What the Secret adds.
+        let secrets = env(&[
+            ("BULK__QUEUE__URL", "redis://r:6379/"),
+            ("BULK__RESOURCES__KIND", "postgres"),
+            ("BULK__RESOURCES__URL", "postgres://u@db/fhir"),
+        ]);
+        for role in ["api.env", "worker.env"] {
+            let all: Vec<_> = read("common.env").into_iter().chain(read(role)).chain(secrets.clone()).collect();
+            let s = Settings::load_from(None, all).unwrap_or_else(|e| panic!("{role}: {e}"));
+            assert!(matches!(s.queue, QueueSettings::Redis { .. }), "{role}");
+            assert_eq!(s.export.types, crate::ResourceType::DEFAULT_EXPORTABLE.to_vec(), "{role}");
+        }
+    }
+
+    #[test]
     fn unknown_keys_and_bad_values_are_errors() {
         assert!(Settings::load_from(None, env(&[("BULK__WORKER__PAGE_SIZE", "0")])).is_err());
         assert!(Settings::load_from(None, env(&[("BULK__WORKER__NO_SUCH_KEY", "1")])).is_err());
