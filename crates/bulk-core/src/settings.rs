@@ -412,15 +412,13 @@ mod tests {
                 .collect()
         };
         // What the Secret adds.
-        let secrets = env(&[
-            ("BULK__QUEUE__URL", "redis://r:6379/"),
-            ("BULK__RESOURCES__KIND", "postgres"),
-            ("BULK__RESOURCES__URL", "postgres://u@db/fhir"),
-        ]);
+        let secrets = env(&[("BULK__QUEUE__URL", "redis://r:6379/"), ("BULK__RESOURCES__URL", "postgres://u@db/fhir")]);
         for role in ["api.env", "worker.env"] {
             let all: Vec<_> = read("common.env").into_iter().chain(read(role)).chain(secrets.clone()).collect();
             let s = Settings::load_from(None, all).unwrap_or_else(|e| panic!("{role}: {e}"));
             assert!(matches!(s.queue, QueueSettings::Redis { .. }), "{role}");
+            // The API checks Groups in the same store the workers read.
+            assert!(matches!(s.resources, ResourceSettings::Postgres { .. }), "{role}");
             assert_eq!(s.export.types, crate::ResourceType::DEFAULT_EXPORTABLE.to_vec(), "{role}");
         }
     }
