@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 
 use bulk_core::settings::ServerSettings;
 use bulk_core::{JobId, Principal};
-use bulk_queue::JobQueue;
 
 use crate::ApiError;
 
@@ -97,90 +96,21 @@ impl Throttle {
         })
     }
 
-    /// Refuses a kick-off with `429` when `who` already has the most
-    /// exports queued or running that a client may have.
-    pub async fn admit_export(&self, who: &Principal, queue: &dyn JobQueue) -> Result<(), ApiError> {
-        if self.max_active == 0 {
-            return Ok(());
-        }
-        let active = queue.count_active(&who.subject).await?;
-        if active >= u64::from(self.max_active) {
-            tracing::info!(user.id = %who.subject, active, "kick-off refused: too many concurrent exports");
-            return Err(ApiError::Throttled {
-                retry_after: ACTIVE_LIMIT_RETRY_AFTER_SECS,
-                message: format!(
-                    "Too many concurrent exports: at most {} may be queued or running per client",
-                    self.max_active
-                ),
-            });
-        }
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn throttle(burst: u32, refill_ms: u64) -> Throttle {
-        Throttle::from_settings(&ServerSettings {
-            poll_burst: burst,
-            poll_refill_ms: refill_ms,
-            ..ServerSettings::default()
-        })
+    /// Most exports one client may have queued or running (`0`: no limit),
+    /// for [`bulk_queue::JobQueue::enqueue_within`], which checks it atomically.
+    pub fn max_active_exports(&self) -> u64 {
+        u64::from(self.max_active)
     }
 
-    fn retry_after(r: Result<(), ApiError>) -> u64 {
-        match r {
-            Err(ApiError::Throttled { retry_after, .. }) => retry_after,
-            other => panic!("expected a 429, got {other:?}"),
+    /// The `429` for a kick-off the queue refused as over the limit.
+    pub fn too_many_exports(&self, who: &Principal) -> ApiError {
+        tracing::info!(user.id = %who.subject, "kick-off refused: too many concurrent exports");
+        ApiError::Throttled {
+            retry_after: ACTIVE_LIMIT_RETRY_AFTER_SECS,
+            message: format!(
+                "Too many concurrent exports: at most {} may be queued or running per client",
+                self.max_active
+            ),
         }
-    }
-
-    #[test]
-    fn a_burst_of_polls_is_allowed_and_the_next_is_refused_until_a_poll_is_regained() {
-        let t = throttle(3, 2000);
-        let (id, now) = (JobId::new(), Instant::now());
-        for _ in 0..3 {
-            assert!(t.check_poll_at(&id, "alice", now).is_ok());
-        }
-        assert_eq!(retry_after(t.check_poll_at(&id, "alice", now)), 2);
-        assert_eq!(retry_after(t.check_poll_at(&id, "alice", now + Duration::from_millis(1500))), 1);
-        assert!(t.check_poll_at(&id, "alice", now + Duration::from_millis(2000)).is_ok());
-        assert!(t.check_poll_at(&id, "alice", now + Duration::from_millis(2100)).is_err());
-    }
-
-    #[test]
-    fn buckets_are_per_job_and_per_client() {
-        let t = throttle(1, 60_000);
-        let (a, b, now) = (JobId::new(), JobId::new(), Instant::now());
-        assert!(t.check_poll_at(&a, "alice", now).is_ok());
-        assert!(t.check_poll_at(&a, "alice", now).is_err());
-        assert!(t.check_poll_at(&b, "alice", now).is_ok(), "another job has its own bucket");
-        assert!(t.check_poll_at(&a, "admin", now).is_ok(), "another client has its own bucket");
-    }
-
-    #[test]
-    fn a_zero_burst_disables_poll_throttling() {
-        let t = throttle(0, 1000);
-        let (id, now) = (JobId::new(), Instant::now());
-        for _ in 0..100 {
-            assert!(t.check_poll_at(&id, "alice", now).is_ok());
-        }
-    }
-
-    #[test]
-    fn memory_stays_bounded_and_idle_buckets_are_dropped_first() {
-        let t = throttle(2, 1000);
-        let now = Instant::now();
-        for _ in 0..MAX_TRACKED {
-            t.check_poll_at(&JobId::new(), "alice", now).expect("first poll");
-        }
-        // Much later every bucket is full again: they make room for new ones.
-        let later = now + Duration::from_secs(10);
-        t.check_poll_at(&JobId::new(), "alice", later).expect("a new job's first poll");
-        let len = t.buckets.lock().expect("lock").len();
-        assert!(len <= MAX_TRACKED, "{len} buckets");
-        assert_eq!(len, 1, "idle buckets were not dropped");
     }
 }

@@ -66,6 +66,8 @@ pub enum Enqueued {
     Existing(JobId),
     /// The idempotency key already named this job, for another request.
     KeyReused(JobId),
+    /// The owner already has the most jobs queued or running it may have; nothing written.
+    AtLimit,
 }
 
 /// What a reaper pass did.
@@ -92,6 +94,22 @@ pub trait JobQueue: Send + Sync {
         owner: &str,
         request: &ExportRequest,
         idempotency_key: Option<&str>,
+    ) -> Result<Enqueued, QueueError> {
+        self.enqueue_within(id, owner, request, idempotency_key, 0).await
+    }
+
+    /// `enqueue`, unless `owner` already has `max_active` jobs queued or
+    /// running (`0`: no limit): then nothing is written and the answer is
+    /// `AtLimit`. The limit is checked in the same atomic step as the
+    /// idempotency key, after it, so a retried kick-off still gets its job
+    /// and two concurrent kick-offs cannot both slip under the limit.
+    async fn enqueue_within(
+        &self,
+        id: JobId,
+        owner: &str,
+        request: &ExportRequest,
+        idempotency_key: Option<&str>,
+        max_active: u64,
     ) -> Result<Enqueued, QueueError>;
 
     /// Reads a job record; `None` when there is none (never existed or expired).
@@ -158,10 +176,6 @@ pub trait JobQueue: Send + Sync {
 
     /// The jobs whose manifest lists the file `cid`.
     async fn jobs_with_file(&self, cid: &str) -> Result<Vec<JobId>, QueueError>;
-
-    /// Number of `owner`'s jobs queued or running (the per-client limit on
-    /// concurrent exports). Costs O(queued + running jobs) in Redis.
-    async fn count_active(&self, owner: &str) -> Result<u64, QueueError>;
 
     /// Number of jobs waiting.
     async fn queue_len(&self) -> Result<u64, QueueError>;

@@ -98,17 +98,18 @@ impl JobQueue for RedisQueue {
         &self.config
     }
 
-    async fn enqueue(
+    async fn enqueue_within(
         &self,
         id: JobId,
         owner: &str,
         request: &ExportRequest,
         idempotency_key: Option<&str>,
+        max_active: u64,
     ) -> Result<Enqueued, QueueError> {
         let request = to_json(request)?;
         let mut conn = self.conn().await?;
         let mut inv = SCRIPTS.enqueue.key(self.keys.job(&id));
-        inv.key(self.keys.queue()).key(self.keys.jobs());
+        inv.key(self.keys.queue()).key(self.keys.jobs()).key(self.keys.leases());
         if let Some(key) = idempotency_key {
             inv.key(self.keys.idempotency(owner, key));
         }
@@ -117,11 +118,15 @@ impl JobQueue for RedisQueue {
             .arg(now_ms())
             .arg(self.keys.job_prefix())
             .arg(request)
+            .arg(max_active)
             .arg("owner")
             .arg(owner)
             .arg("created_at")
             .arg(now_ms());
         let (outcome, job): (String, String) = inv.invoke_async(&mut conn).await?;
+        if outcome == "limit" {
+            return Ok(Enqueued::AtLimit);
+        }
         let job: JobId = job.parse().map_err(|_| QueueError::Corrupt(format!("bad job id {job:?}")))?;
         match outcome.as_str() {
             "new" => Ok(Enqueued::New(job)),
@@ -400,18 +405,6 @@ impl JobQueue for RedisQueue {
         let mut conn = self.conn().await?;
         let ids: Vec<String> = conn.smembers(self.keys.file(cid)).await?;
         Ok(ids.iter().filter_map(|i| i.parse().ok()).collect())
-    }
-
-    async fn count_active(&self, owner: &str) -> Result<u64, QueueError> {
-        let mut conn = self.conn().await?;
-        Ok(SCRIPTS
-            .count_active
-            .key(self.keys.queue())
-            .key(self.keys.leases())
-            .arg(self.keys.job_prefix())
-            .arg(owner)
-            .invoke_async(&mut conn)
-            .await?)
     }
 
     async fn queue_len(&self) -> Result<u64, QueueError> {

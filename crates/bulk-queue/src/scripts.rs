@@ -18,7 +18,6 @@ pub(crate) struct Scripts {
     pub release: Script,
     pub due_files: Script,
     pub discard_files: Script,
-    pub count_active: Script,
 }
 
 pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
@@ -33,5 +32,4 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     release: Script::new(include_str!("lua/release.lua")),
     due_files: Script::new(include_str!("lua/due_files.lua")),
     discard_files: Script::new(include_str!("lua/discard_files.lua")),
-    count_active: Script::new(include_str!("lua/count_active.lua")),
 });

@@ -213,12 +213,13 @@ impl JobQueue for SqliteQueue {
         &self.config
     }
 
-    async fn enqueue(
+    async fn enqueue_within(
         &self,
         id: JobId,
         owner: &str,
         request: &ExportRequest,
         idempotency_key: Option<&str>,
+        max_active: u64,
     ) -> Result<Enqueued, QueueError> {
         let key_hash = idempotency_key.map(|k| idempotency_hash(owner, k));
         let (owner, request) = (owner.to_owned(), to_json(request)?);
@@ -239,6 +240,19 @@ impl JobQueue for SqliteQueue {
                 if let Some((job, prior_request)) = prior {
                     let job: JobId = job.parse().map_err(|_| QueueError::Corrupt(format!("bad job id {job:?}")))?;
                     return Ok(if prior_request == request { Enqueued::Existing(job) } else { Enqueued::KeyReused(job) });
+                }
+            }
+            if max_active > 0 {
+                let active: i64 = tx
+                    .query_row(
+                        "SELECT count(*) FROM jobs
+                         WHERE status IN ('queued', 'in_progress') AND owner = ?1 AND expires_at > ?2",
+                        params![owner, now],
+                        |r| r.get(0),
+                    )
+                    .map_err(db_err)?;
+                if active as u64 >= max_active {
+                    return Ok(Enqueued::AtLimit);
                 }
             }
             tx.execute(
@@ -606,20 +620,6 @@ impl JobQueue for SqliteQueue {
                 .filter_map(|r| r.ok().and_then(|s| s.parse().ok()))
                 .collect();
             Ok(ids)
-        })
-        .await
-    }
-
-    async fn count_active(&self, owner: &str) -> Result<u64, QueueError> {
-        let owner = owner.to_owned();
-        self.with(move |conn| {
-            conn.query_row(
-                "SELECT count(*) FROM jobs WHERE status IN ('queued', 'in_progress') AND owner = ?1 AND expires_at > ?2",
-                params![owner, now_ms() as i64],
-                |r| r.get::<_, i64>(0),
-            )
-            .map(|n| n as u64)
-            .map_err(db_err)
         })
         .await
     }

@@ -292,8 +292,17 @@ async fn a_client_with_too_many_active_exports_gets_429_at_kick_off(mode: Mode) 
     let app = TestApp::spawn_in(mode, &[("BULK__SERVER__MAX_ACTIVE_EXPORTS_PER_CLIENT", "2")]).await;
     app.seed(1, 0).await;
     let owner = patient("seed-p0000000");
+    let kick_off_with_key = |key: &'static str| {
+        let req = app.client.get(format!("{}/fhir/r4/Patient/$export", app.address)).bearer_auth(&owner);
+        req.header("idempotency-key", key).send()
+    };
+    let first = kick_off_with_key("k-1").await.expect("sent");
+    assert_eq!(first.status(), 202);
     app.kick_off("/fhir/r4/Patient/$export", &owner).await;
-    app.kick_off("/fhir/r4/Patient/$export", &owner).await;
+    // At the limit, a retried kick-off still gets the job its key made.
+    let retried = kick_off_with_key("k-1").await.expect("sent");
+    assert_eq!(retried.status(), 202);
+    assert_eq!(retried.headers()["content-location"], first.headers()["content-location"]);
     let res = app.get("/fhir/r4/Patient/$export", Some(&owner)).await;
     let wait: u64 = res.headers()["retry-after"].to_str().expect("ascii").parse().expect("delta-seconds");
     assert!(wait >= 1);

@@ -59,8 +59,6 @@ async fn kick_off(
     Authenticated(who): Authenticated,
     level: ExportLevel,
 ) -> Result<HttpResponse, ApiError> {
-    // Too many exports of this client queued or running: 429 before anything else.
-    state.throttle.admit_export(&who, &*state.queue).await?;
     let accept = req.headers().get_all(header::ACCEPT).map(|v| v.to_str().unwrap_or("\u{0}"));
     if !bulk_core::accepts_fhir_json(accept) {
         return Err(ApiError::Invalid("The Accept header must allow application/fhir+json".into()));
@@ -91,7 +89,10 @@ async fn kick_off(
     }
 
     let key = idempotency_key(&req)?;
-    let id = match state.queue.enqueue(JobId::new(), &who.subject, &request, key).await? {
+    // The queue refuses a new job when the client has too many queued or running,
+    // in the same step as the Idempotency-Key check: a retry still gets its job.
+    let max_active = state.throttle.max_active_exports();
+    let id = match state.queue.enqueue_within(JobId::new(), &who.subject, &request, key, max_active).await? {
         Enqueued::New(id) => {
             bulk_core::metrics::metrics().jobs_enqueued.inc();
             tracing::info!(
@@ -107,6 +108,7 @@ async fn kick_off(
         Enqueued::KeyReused(_) => {
             return Err(ApiError::Unprocessable("This Idempotency-Key was used for a different export request".into()))
         }
+        Enqueued::AtLimit => return Err(state.throttle.too_many_exports(&who)),
     };
     Ok(HttpResponse::Accepted().insert_header((header::CONTENT_LOCATION, state.status_url(&id))).finish())
 }
