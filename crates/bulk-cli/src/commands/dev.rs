@@ -156,6 +156,7 @@ fn print_banner(settings: &Settings, port: u16) -> anyhow::Result<()> {
     let base = settings.server.public_base_url.clone();
     let admin = mint(&settings.auth, "dev-admin", Role::Admin, None, 24 * 3600)?;
     let patient = mint(&settings.auth, "dev-patient", Role::Patient, Some("seed-p0000000"), 24 * 3600)?;
+    let types = settings.export.types.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(",");
     println!(
         r#"
 fhir-bulk is running (embedded mode: SQLite + local content store), API on port {port}.
@@ -163,6 +164,9 @@ fhir-bulk is running (embedded mode: SQLite + local content store), API on port 
   admin token    {admin}
   patient token  {patient}   (patient seed-p0000000)
 Development tokens, signed with the key in the data directory; valid 24 h. Ctrl-C stops.
+Exportable types: {types}. Resources of every R4 type are loaded; to export
+others too (the Synthea sample has Observation, Encounter, Condition, ...),
+list them in BULK__EXPORT__TYPES, e.g. BULK__EXPORT__TYPES=Patient,Observation,Encounter make run
 
 Copy-paste export flow:
 
