@@ -43,6 +43,16 @@ pub(crate) const POSTGRES: &[(i32, &str)] = &[
     CREATE INDEX resources_deleted ON resources (resource_type, id) WHERE deleted;
     "#,
     ),
+    (
+        3,
+        r#"
+    -- Incremental exports (_since) read a narrow last_updated window of a
+    -- type: without this index each one scanned the whole type. (Built inside
+    -- the migration's transaction, so writes wait while it builds on a large
+    -- existing table; build it CONCURRENTLY by hand first to avoid that.)
+    CREATE INDEX IF NOT EXISTS resources_by_update ON resources (resource_type, last_updated);
+    "#,
+    ),
 ];
 
 /// `(user_version, SQL)` for SQLite, applied in order in one transaction.
@@ -78,6 +88,13 @@ pub(crate) const SQLITE: &[(i32, &str)] = &[
     ALTER TABLE resources DROP COLUMN patient_id;
     ALTER TABLE resources ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX resources_deleted ON resources (resource_type, id) WHERE deleted = 1;
+    "#,
+    ),
+    (
+        3,
+        r#"
+    -- As PostgreSQL's version 3: the last_updated window of _since.
+    CREATE INDEX IF NOT EXISTS resources_by_update ON resources (resource_type, last_updated);
     "#,
     ),
 ];
