@@ -14,7 +14,7 @@ mod throttle;
 
 pub use auth::{AuthConfigError, Claims, Verifier};
 pub use error::ApiError;
-pub use smart::{BackendServices, OAuthCode, OAuthError};
+pub use smart::{http_client, BackendServices, OAuthCode, OAuthError};
 pub use startup::Application;
 pub use state::AppState;
 pub use throttle::Throttle;

@@ -144,8 +144,19 @@ fn job_json(j: &JobTiming) -> Value {
     })
 }
 
+/// reqwest is built with `rustls-no-provider` (for the API's JWKS fetches) and
+/// panics when it must pick a crypto provider itself. The bench talks plain
+/// HTTP to a local API, so its TLS names ring and trusts no server.
+fn plain_http_only() -> anyhow::Result<rustls::ClientConfig> {
+    Ok(rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth())
+}
+
 async fn run_jobs(args: &ExportArgs, start: Instant) -> anyhow::Result<Vec<JobTiming>> {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(64).build()?;
+    let client =
+        reqwest::Client::builder().tls_backend_preconfigured(plain_http_only()?).pool_max_idle_per_host(64).build()?;
     let mut set = JoinSet::new();
     for n in 0..args.jobs {
         let ctx = Ctx {

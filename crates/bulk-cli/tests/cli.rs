@@ -58,7 +58,7 @@ async fn json_logs_name_jobs_users_and_requests_but_never_tokens_or_resource_con
         }
     };
     let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
+    let client = bulk_api::http_client().build().expect("client");
     let res = client
         .get(format!("{base}/fhir/r4/$export?_type=Patient"))
         .bearer_auth(&token)

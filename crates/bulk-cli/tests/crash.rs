@@ -63,7 +63,7 @@ async fn a_worker_killed_mid_export_is_replaced_and_the_manifest_is_exact() {
     let mut mint = fhir_bulk(&services, &db.url, &prefix);
     let token = mint.args(["token", "--sub", "ops", "--role", "admin"]).output().expect("token");
     let token = String::from_utf8(token.stdout).expect("utf8").trim().to_owned();
-    let client = reqwest::Client::new();
+    let client = bulk_api::http_client().build().expect("client");
 
     let (mut doomed, port) = serve(&services, &db.url, &prefix);
     let base = format!("http://127.0.0.1:{port}");

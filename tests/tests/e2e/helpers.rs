@@ -157,7 +157,7 @@ impl TestApp {
         let address = format!("http://127.0.0.1:{}", app.port());
         let shutdown = CancellationToken::new();
         tokio::spawn(app.run_until_stopped(shutdown.clone()));
-        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+        let client = bulk_api::http_client().redirect(reqwest::redirect::Policy::none()).build().expect("client");
         TestApp { address, client, mode, queue, resources, content, settings, shutdown, db, _dir: dir }
     }
 

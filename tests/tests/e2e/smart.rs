@@ -11,10 +11,12 @@ use bulk_testkit::keys::{CLIENT_EC384_PEM, CLIENT_RSA_PEM, OTHER_RSA_PEM};
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::helpers::*;
+
+mod tls;
 
 const TOKEN_URL: &str = "https://bulk.example.org/auth/token";
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -115,15 +117,19 @@ async fn assert_oauth_error(res: reqwest::Response, status: u16, code: &str) {
 
 /// An app with `clients` registered (through `auth.clients_file`).
 async fn spawn_with_clients(mode: Mode, clients: Value) -> (TestApp, TempDir) {
+    spawn_with_clients_and(mode, clients, &[]).await
+}
+
+/// An app with `clients` registered and `extra` `BULK__*` settings.
+async fn spawn_with_clients_and(mode: Mode, clients: Value, extra: &[(&str, &str)]) -> (TestApp, TempDir) {
     let dir = TempDir::new();
     let file = dir.0.join("clients.json");
     std::fs::write(&file, clients.to_string()).expect("write clients");
     let file = file.display().to_string();
-    let app = TestApp::spawn_in(
-        mode,
-        &[("BULK__AUTH__CLIENTS_FILE", &file), ("BULK__AUTH__TOKEN_SIGNING_SECRET", SIGNING_SECRET)],
-    )
-    .await;
+    let mut settings =
+        vec![("BULK__AUTH__CLIENTS_FILE", file.as_str()), ("BULK__AUTH__TOKEN_SIGNING_SECRET", SIGNING_SECRET)];
+    settings.extend_from_slice(extra);
+    let app = TestApp::spawn_in(mode, &settings).await;
     (app, dir)
 }
 
@@ -132,9 +138,12 @@ fn rsa_client(scopes: &[&str]) -> Value {
     json!([{"client_id": "rsa-client", "jwks": jwks(&rsa(), Algorithm::RS384, "k1"), "scopes": scopes}])
 }
 
-/// A real HTTP server answering every request with a JWKS, counting requests.
+/// A real HTTP (or HTTPS) server answering every request with a JWKS.
 struct JwksServer {
     url: String,
+    /// TCP connections accepted.
+    connections: Arc<AtomicUsize>,
+    /// Requests answered with the JWKS (over TLS: after a completed handshake).
     hits: Arc<AtomicUsize>,
     stop: CancellationToken,
 }
@@ -146,38 +155,58 @@ impl Drop for JwksServer {
 }
 
 async fn serve_jwks(body: String) -> JwksServer {
+    serve(body, None).await
+}
+
+/// Serves `body` on loopback, over TLS when `tls` is given.
+async fn serve(body: String, tls: Option<tokio_rustls::TlsAcceptor>) -> JwksServer {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}/.well-known/jwks.json", listener.local_addr().expect("addr"));
-    let (hits, stop) = (Arc::new(AtomicUsize::new(0)), CancellationToken::new());
-    let (counter, stopped) = (hits.clone(), stop.clone());
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://{}/.well-known/jwks.json", listener.local_addr().expect("addr"));
+    let (connections, hits, stop) = (Arc::default(), Arc::default(), CancellationToken::new());
+    let server = JwksServer { url, connections, hits, stop };
+    let (accepted_n, hits, stopped) = (server.connections.clone(), server.hits.clone(), server.stop.clone());
     tokio::spawn(async move {
         loop {
-            let mut sock = tokio::select! {
+            let sock = tokio::select! {
                 _ = stopped.cancelled() => return,
                 accepted = listener.accept() => match accepted { Ok((s, _)) => s, Err(_) => return },
             };
-            counter.fetch_add(1, Ordering::SeqCst);
-            let body = body.clone();
+            accepted_n.fetch_add(1, Ordering::SeqCst);
+            let (body, hits, tls) = (body.clone(), hits.clone(), tls.clone());
             tokio::spawn(async move {
-                let mut buf = vec![0u8; 8192];
-                let mut read = 0;
-                while !buf[..read].windows(4).any(|w| w == b"\r\n\r\n") && read < buf.len() {
-                    match sock.read(&mut buf[read..]).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => read += n,
+                match tls {
+                    None => answer(sock, &body, &hits).await,
+                    Some(tls) => {
+                        if let Ok(sock) = tls.accept(sock).await {
+                            answer(sock, &body, &hits).await;
+                        }
                     }
                 }
-                let head = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                    body.len()
-                );
-                let _ = sock.write_all(head.as_bytes()).await;
-                let _ = sock.write_all(body.as_bytes()).await;
-                let _ = sock.shutdown().await;
             });
         }
     });
-    JwksServer { url, hits, stop }
+    server
+}
+
+/// Reads one HTTP request from `sock` and answers it with the JWKS `body`.
+async fn answer(mut sock: impl AsyncRead + AsyncWrite + Unpin, body: &str, hits: &AtomicUsize) {
+    let mut buf = vec![0u8; 8192];
+    let mut read = 0;
+    while !buf[..read].windows(4).any(|w| w == b"\r\n\r\n") && read < buf.len() {
+        match sock.read(&mut buf[read..]).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => read += n,
+        }
+    }
+    hits.fetch_add(1, Ordering::SeqCst);
+    let head = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = sock.write_all(head.as_bytes()).await;
+    let _ = sock.write_all(body.as_bytes()).await;
+    let _ = sock.shutdown().await;
 }
 
 async fn a_registered_rs384_client_gets_a_short_lived_token_and_exports_with_it(mode: Mode) {

@@ -1,9 +1,11 @@
 //! The registered backend clients and their public keys: inline JWKS, or a
 //! JWKS URL fetched with a cache.
 //!
-//! This build's HTTP client has no TLS, so a JWKS URL must be `http://` on a
-//! loopback host (a sidecar or a local key server); any other URL is refused
-//! at start-up, and such clients register their JWKS inline instead.
+//! A JWKS URL is `https://` (server certificate checked against the platform
+//! roots plus `auth.jwks_ca_file`, see `tls.rs`), or `http://` only on a
+//! loopback host (a sidecar or a local key server): anything else is refused
+//! at start-up. A fetch that fails, TLS included, verifies nothing (fail
+//! closed): the assertion is refused as `invalid_client`.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -14,6 +16,7 @@ use jsonwebtoken::jwk::{Jwk, JwkSet};
 
 use super::assertion::Rejection;
 use super::scopes::Scope;
+use super::tls;
 use crate::AuthConfigError;
 
 /// How long a fetched JWKS is used before it is fetched again.
@@ -133,9 +136,14 @@ impl ClientRegistry {
                 .map_err(|e| AuthConfigError::new(format!("{}: not a JSON array of clients: {e}", path.display())))?;
             entries.extend(more);
         }
+        // One HTTP client for every JWKS URL, built only when one is registered.
+        let mut http = None;
         let mut clients = HashMap::new();
         for entry in entries {
-            let client = client_of(entry)?;
+            if entry.jwks_url.is_some() && http.is_none() {
+                http = Some(jwks_http_client(auth)?);
+            }
+            let client = client_of(entry, http.as_ref())?;
             if clients.contains_key(&client.id) {
                 return Err(AuthConfigError::new(format!("client {:?} is registered twice", client.id)));
             }
@@ -155,7 +163,24 @@ impl ClientRegistry {
     }
 }
 
-fn client_of(c: BackendClient) -> Result<Client, AuthConfigError> {
+/// The HTTP client fetching JWKS: TLS roots of the platform plus
+/// `auth.jwks_ca_file`, a timeout, and no redirects (a redirect could lead a
+/// JWKS fetch to a URL nobody registered).
+fn jwks_http_client(auth: &AuthSettings) -> Result<reqwest::Client, AuthConfigError> {
+    let extra = match &auth.jwks_ca_file {
+        Some(path) => tls::read_ca_file(path).map_err(|e| AuthConfigError::new(format!("auth.jwks_ca_file: {e}")))?,
+        None => Vec::new(),
+    };
+    let config = tls::client_config(extra).map_err(|e| AuthConfigError::new(format!("JWKS over https: {e}")))?;
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(config)
+        .timeout(JWKS_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| AuthConfigError::new(format!("JWKS HTTP client: {e}")))
+}
+
+fn client_of(c: BackendClient, http: Option<&reqwest::Client>) -> Result<Client, AuthConfigError> {
     let bad = |what: String| AuthConfigError::new(format!("client {:?}: {what}", c.client_id));
     if c.client_id.trim().is_empty() || c.client_id.len() > 256 {
         return Err(AuthConfigError::new("a client_id must be 1 to 256 characters".into()));
@@ -176,14 +201,18 @@ fn client_of(c: BackendClient) -> Result<Client, AuthConfigError> {
             }
             KeySource::Inline(set)
         }
-        (None, Some(url)) => KeySource::Url(remote(url).map_err(bad)?),
+        (None, Some(url)) => {
+            let http = http.ok_or_else(|| bad("no HTTP client for jwks_url".into()))?;
+            KeySource::Url(remote(url, http.clone()).map_err(bad)?)
+        }
         _ => return Err(bad("set exactly one of jwks and jwks_url".into())),
     };
     Ok(Client { id: c.client_id, allowed, keys })
 }
 
-/// A JWKS URL this build can fetch: `http://` on a loopback host.
-fn remote(url: &str) -> Result<RemoteJwks, String> {
+/// A JWKS URL we fetch: `https://` anywhere, `http://` only on loopback
+/// (plain HTTP off the host could be tampered with on the way).
+fn remote(url: &str, http: reqwest::Client) -> Result<RemoteJwks, String> {
     let parsed = url::Url::parse(url).map_err(|e| format!("jwks_url is not a URL: {e}"))?;
     let loopback = match parsed.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
@@ -191,16 +220,15 @@ fn remote(url: &str) -> Result<RemoteJwks, String> {
         Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
         None => false,
     };
-    if parsed.scheme() != "http" || !loopback {
-        return Err("jwks_url must be http:// on a loopback host: this build has no TLS client; \
-             register the key set inline (`jwks`) instead"
-            .into());
+    match parsed.scheme() {
+        "https" if parsed.host().is_some() => {}
+        "http" if loopback => {}
+        _ => return Err("jwks_url must be https://, or http:// on a loopback host".into()),
     }
-    let http = reqwest::Client::builder()
-        .timeout(JWKS_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| format!("HTTP client: {e}"))?;
+    // The URL is logged when a fetch fails: it must not carry a secret.
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err("jwks_url must not carry credentials".into());
+    }
     Ok(RemoteJwks { url: url.to_owned(), http, cache: tokio::sync::Mutex::default() })
 }
 
@@ -222,14 +250,33 @@ mod tests {
     }
 
     #[test]
-    fn jwks_urls_off_loopback_or_over_https_are_refused_at_start_up() {
-        assert!(registry(vec![client(None, Some("http://127.0.0.1:8080/jwks"), &["system/*.read"])]).is_ok());
-        assert!(registry(vec![client(None, Some("http://localhost/jwks"), &["system/*.read"])]).is_ok());
-        assert!(registry(vec![client(None, Some("http://[::1]:9/jwks"), &["system/*.read"])]).is_ok());
-        for url in ["https://127.0.0.1/jwks", "http://keys.example.org/jwks", "http://10.0.0.1/jwks", "file:///k"] {
-            let err = registry(vec![client(None, Some(url), &["system/*.read"])]).err().expect(url);
-            assert!(err.to_string().contains("loopback"), "{err}");
+    fn jwks_urls_are_https_or_plain_http_on_loopback_only() {
+        for url in [
+            "http://127.0.0.1:8080/jwks",
+            "http://localhost/jwks",
+            "http://[::1]:9/jwks",
+            "https://keys.example.org/.well-known/jwks.json",
+            "https://127.0.0.1:8443/jwks",
+        ] {
+            assert!(registry(vec![client(None, Some(url), &["system/*.read"])]).is_ok(), "{url}");
         }
+        for url in ["http://keys.example.org/jwks", "http://10.0.0.1/jwks", "file:///k", "ftp://127.0.0.1/k"] {
+            let err = registry(vec![client(None, Some(url), &["system/*.read"])]).err().expect(url);
+            assert!(err.to_string().contains("https://, or http:// on a loopback host"), "{err}");
+        }
+        let err = registry(vec![client(None, Some("https://user:pw@keys.example.org/j"), &["system/*.read"])]);
+        assert!(err.err().expect("credentials").to_string().contains("credentials"));
+    }
+
+    #[test]
+    fn an_unreadable_jwks_ca_file_is_refused_at_start_up() {
+        let auth = AuthSettings {
+            clients: vec![client(None, Some("https://keys.example.org/jwks"), &["system/*.read"])],
+            jwks_ca_file: Some("/nonexistent/ca.pem".into()),
+            ..Default::default()
+        };
+        let err = ClientRegistry::from_settings(&auth).err().expect("refused");
+        assert!(err.to_string().contains("auth.jwks_ca_file"), "{err}");
     }
 
     #[test]

@@ -12,12 +12,14 @@
 //! | `issued.rs` | signing and verifying the tokens we issue |
 //! | `token.rs` | the endpoint |
 //! | `oauth.rs` | its RFC 6749 error bodies |
+//! | `tls.rs` | TLS (ring, platform roots + `auth.jwks_ca_file`) for JWKS fetches |
 
 mod assertion;
 mod clients;
 pub(crate) mod issued;
 mod oauth;
 mod scopes;
+mod tls;
 mod token;
 
 use std::sync::Arc;
@@ -25,6 +27,7 @@ use std::sync::Arc;
 use bulk_core::settings::Settings;
 
 pub use oauth::{OAuthCode, OAuthError};
+pub use tls::http_client;
 pub(crate) use token::issue_token;
 
 use crate::AuthConfigError;

@@ -34,6 +34,10 @@ pub struct AuthSettings {
     pub token_signing_secret: Option<SecretString>,
     /// Lifetime of an issued access token, in seconds (SMART: short-lived).
     pub token_ttl_secs: u64,
+    /// A PEM bundle of CA certificates trusted for `https://` JWKS URLs in
+    /// addition to the platform's roots (a hospital's private PKI). Read when
+    /// the API starts; unreadable or empty is a start-up error.
+    pub jwks_ca_file: Option<PathBuf>,
 }
 
 impl Default for AuthSettings {
@@ -49,6 +53,7 @@ impl Default for AuthSettings {
             clients_file: None,
             token_signing_secret: None,
             token_ttl_secs: 300,
+            jwks_ca_file: None,
         }
     }
 }
@@ -63,7 +68,8 @@ pub struct BackendClient {
     /// The client's public keys, a JWKS as inline JSON.
     #[serde(default)]
     pub jwks: Option<String>,
-    /// Where the client publishes its JWKS (used when `jwks` is not set).
+    /// Where the client publishes its JWKS (used when `jwks` is not set):
+    /// `https://`, or `http://` on a loopback host only.
     #[serde(default)]
     pub jwks_url: Option<String>,
     /// Scopes it may be granted, e.g. `system/*.read` or `system/Patient.rs`.
