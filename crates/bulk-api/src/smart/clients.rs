@@ -137,11 +137,16 @@ impl ClientRegistry {
             entries.extend(more);
         }
         // One HTTP client for every JWKS URL, built only when one is registered.
+        // Only https:// URLs need TLS roots: a host without a CA bundle can
+        // still serve clients whose keys come from a loopback http:// URL.
+        let https = entries.iter().any(|e| {
+            e.jwks_url.as_deref().and_then(|u| url::Url::parse(u).ok()).is_some_and(|u| u.scheme() == "https")
+        });
         let mut http = None;
         let mut clients = HashMap::new();
         for entry in entries {
             if entry.jwks_url.is_some() && http.is_none() {
-                http = Some(jwks_http_client(auth)?);
+                http = Some(jwks_http_client(auth, https)?);
             }
             let client = client_of(entry, http.as_ref())?;
             if clients.contains_key(&client.id) {
@@ -166,12 +171,16 @@ impl ClientRegistry {
 /// The HTTP client fetching JWKS: TLS roots of the platform plus
 /// `auth.jwks_ca_file`, a timeout, and no redirects (a redirect could lead a
 /// JWKS fetch to a URL nobody registered).
-fn jwks_http_client(auth: &AuthSettings) -> Result<reqwest::Client, AuthConfigError> {
+fn jwks_http_client(auth: &AuthSettings, https: bool) -> Result<reqwest::Client, AuthConfigError> {
     let extra = match &auth.jwks_ca_file {
         Some(path) => tls::read_ca_file(path).map_err(|e| AuthConfigError::new(format!("auth.jwks_ca_file: {e}")))?,
         None => Vec::new(),
     };
-    let config = tls::client_config(extra).map_err(|e| AuthConfigError::new(format!("JWKS over https: {e}")))?;
+    let config = if https {
+        tls::client_config(extra).map_err(|e| AuthConfigError::new(format!("JWKS over https: {e}")))?
+    } else {
+        tls::trusting_nothing()
+    };
     reqwest::Client::builder()
         .tls_backend_preconfigured(config)
         .timeout(JWKS_TIMEOUT)

@@ -63,13 +63,19 @@ pub(crate) fn read_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, 
 pub fn http_client() -> reqwest::ClientBuilder {
     let config = client_config(Vec::new()).unwrap_or_else(|e| {
         tracing::warn!(error = %e, "no TLS roots: this HTTP client can reach no https:// server");
-        ClientConfig::builder_with_provider(ring())
-            .with_safe_default_protocol_versions()
-            .expect("ring supports TLS 1.2 and 1.3")
-            .with_root_certificates(rustls::RootCertStore::empty())
-            .with_no_client_auth()
+        trusting_nothing()
     });
     reqwest::Client::builder().tls_backend_preconfigured(config)
+}
+
+/// A TLS configuration that trusts no server: for clients that only ever
+/// speak plain HTTP, so they do not depend on the platform's CA bundle.
+pub(crate) fn trusting_nothing() -> ClientConfig {
+    ClientConfig::builder_with_provider(ring())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports TLS 1.2 and 1.3")
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth()
 }
 
 #[cfg(test)]
