@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use serde_json::Value;
+use sha2::Digest;
 
 use crate::exports::FIXTURE_TYPES;
 use crate::helpers::*;
@@ -144,6 +145,16 @@ async fn the_inferno_v2_export_groups_pass_at_every_level(mode: Mode) {
             assert_eq!(res.status(), 200, "{level} {ty}");
             assert!(res.headers()["content-type"].to_str().expect("ascii").starts_with("application/fhir+ndjson"));
             let text = res.text().await.expect("body");
+            // The extensions describe the bytes served: CID in the URL, size and SHA-256.
+            let ext = |name: &str| {
+                let e = item["extension"].as_array().expect("extension").iter();
+                e.clone().find(|e| e["url"].as_str().is_some_and(|u| u.ends_with(&format!("/{name}")))).cloned()
+            };
+            let cid = ext("cid").and_then(|e| e["valueString"].as_str().map(str::to_owned)).expect("cid");
+            assert!(item["url"].as_str().expect("url").ends_with(&format!("/{cid}")), "{level} {ty}");
+            assert_eq!(ext("size").and_then(|e| e["valueDecimal"].as_u64()), Some(text.len() as u64), "{level} {ty}");
+            let sha: String = sha2::Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(ext("sha256").and_then(|e| e["valueString"].as_str().map(str::to_owned)), Some(sha));
             let mut n = 0;
             for line in text.lines() {
                 let r: Value = serde_json::from_str(line).expect("a JSON resource per line");
