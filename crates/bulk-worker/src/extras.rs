@@ -38,43 +38,36 @@ impl Worker {
         queries: &[ResourceQuery],
         lost: &CancellationToken,
     ) -> Result<Vec<OutputFile>, JobError> {
+        let content_err = |source| JobError::Content { resource_type: "Bundle".into(), source };
         let mut files = SplitWriter::new(Arc::clone(&self.content), self.config.encrypt_files, self.config.files);
-        let mut written: Vec<OutputFile> = Vec::new();
-        for q in queries {
-            let mut after: Option<String> = None;
-            loop {
-                if lost.is_cancelled() {
-                    self.unpin_finished(files.abandon()).await;
-                    self.unpin_all(&written).await;
-                    return Err(JobError::LostLease);
-                }
-                let page = self.resources.deleted_page(q, after.as_deref(), self.config.page_size).await;
-                let page = match page {
-                    Ok(p) => p,
-                    Err(source) => {
-                        self.unpin_finished(files.abandon()).await;
-                        self.unpin_all(&written).await;
-                        return Err(JobError::Resources { resource_type: q.resource_type.clone(), source });
+        let pages = async {
+            for q in queries {
+                let mut after: Option<String> = None;
+                loop {
+                    if lost.is_cancelled() {
+                        return Err(JobError::LostLease);
                     }
-                };
-                let Some(last) = page.last() else { break };
-                after = Some(last.clone());
-                let lines: Vec<String> = page.iter().map(|i| deletion_bundle(&q.resource_type, i)).collect();
-                if let Err(source) = files.write(&lines).await {
-                    self.unpin_finished(files.abandon()).await;
-                    self.unpin_all(&written).await;
-                    return Err(JobError::Content { resource_type: "Bundle".into(), source });
-                }
-                self.progress(id, &bulk_queue::Progress::default()).await?;
-                if page.len() < self.config.page_size as usize {
-                    break;
+                    let page = self.resources.deleted_page(q, after.as_deref(), self.config.page_size).await;
+                    let page =
+                        page.map_err(|source| JobError::Resources { resource_type: q.resource_type.clone(), source })?;
+                    let Some(last) = page.last() else { break };
+                    after = Some(last.clone());
+                    let lines: Vec<String> = page.iter().map(|i| deletion_bundle(&q.resource_type, i)).collect();
+                    files.write(&lines).await.map_err(content_err)?;
+                    self.progress(id, &bulk_queue::Progress::default()).await?;
+                    if page.len() < self.config.page_size as usize {
+                        break;
+                    }
                 }
             }
+            Ok(())
+        };
+        if let Err(e) = pages.await {
+            self.unpin_finished(files.abandon()).await;
+            return Err(e);
         }
-        let finished =
-            files.finish().await.map_err(|source| JobError::Content { resource_type: "Bundle".into(), source })?;
-        written.extend(self.recorded("Bundle", finished).await?);
-        Ok(written)
+        let finished = files.finish().await.map_err(content_err)?;
+        self.recorded("Bundle", finished).await
     }
 
     /// The `error` files: one OperationOutcome per problem.

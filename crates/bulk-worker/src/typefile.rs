@@ -28,36 +28,32 @@ impl Worker {
         let mut processed = base;
         let content_err = |source| JobError::Content { resource_type: q.resource_type.clone(), source };
         let mut files = SplitWriter::new(Arc::clone(&self.content), self.config.encrypt_files, self.config.files);
-        let mut after: Option<String> = None;
-        loop {
-            if lost.is_cancelled() {
-                self.unpin_finished(files.abandon()).await;
-                return Err(JobError::LostLease);
-            }
-            let page = match self.resources.page(q, after.as_deref(), self.config.page_size).await {
-                Ok(p) => p,
-                Err(source) => {
-                    self.unpin_finished(files.abandon()).await;
-                    return Err(JobError::Resources { resource_type: q.resource_type.clone(), source });
+        let pages = async {
+            let mut after: Option<String> = None;
+            loop {
+                if lost.is_cancelled() {
+                    return Err(JobError::LostLease);
                 }
-            };
-            let Some(last) = page.last() else { break };
-            after = Some(last.id.clone());
-            let n = page.len() as u64;
-            let full = n == u64::from(self.config.page_size);
-            let lines: Vec<Cow<'_, str>> = page.iter().filter_map(|r| shaper.shape(r)).collect();
-            if let Err(e) = files.write(&lines).await {
-                self.unpin_finished(files.abandon()).await;
-                return Err(content_err(e));
+                let page = self
+                    .resources
+                    .page(q, after.as_deref(), self.config.page_size)
+                    .await
+                    .map_err(|source| JobError::Resources { resource_type: q.resource_type.clone(), source })?;
+                let Some(last) = page.last() else { return Ok(()) };
+                after = Some(last.id.clone());
+                let lines: Vec<Cow<'_, str>> = page.iter().filter_map(|r| shaper.shape(r)).collect();
+                files.write(&lines).await.map_err(content_err)?;
+                processed += page.len() as u64;
+                self.progress(id, &Progress { processed: Some(processed), ..Default::default() }).await?;
+                if page.len() < self.config.page_size as usize {
+                    return Ok(());
+                }
             }
-            processed += n;
-            if let Err(e) = self.progress(id, &Progress { processed: Some(processed), ..Default::default() }).await {
-                self.unpin_finished(files.abandon()).await;
-                return Err(e);
-            }
-            if !full {
-                break;
-            }
+        };
+        if let Err(e) = pages.await {
+            // Files already finished are pinned but recorded nowhere yet: unpin them.
+            self.unpin_finished(files.abandon()).await;
+            return Err(e);
         }
         let finished = files.finish().await.map_err(content_err)?;
         self.recorded(&q.resource_type, finished).await
