@@ -36,3 +36,46 @@ pub struct Manifest {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deleted: Vec<OutputFile>,
 }
+
+impl OutputFile {
+    /// The CID of a file the manifest stores as `ipfs://{cid}`.
+    pub fn cid(&self) -> Option<&str> {
+        self.url.strip_prefix("ipfs://")
+    }
+}
+
+impl Manifest {
+    /// Every file the manifest lists: `output`, `error` and `deleted` alike.
+    pub fn files(&self) -> impl Iterator<Item = &OutputFile> {
+        self.output.iter().chain(&self.error).chain(&self.deleted)
+    }
+
+    /// [`Manifest::files`], to rewrite their URLs.
+    pub fn files_mut(&mut self) -> impl Iterator<Item = &mut OutputFile> {
+        self.output.iter_mut().chain(&mut self.error).chain(&mut self.deleted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(ty: &str, url: &str) -> OutputFile {
+        OutputFile { resource_type: ty.into(), url: url.into(), count: 1, extension: vec![] }
+    }
+
+    #[test]
+    fn every_listed_file_is_visited_and_only_ipfs_urls_have_a_cid() {
+        let m = Manifest {
+            transaction_time: String::new(),
+            request: String::new(),
+            requires_access_token: true,
+            output: vec![file("Patient", "ipfs://QmA")],
+            error: vec![file("OperationOutcome", "ipfs://QmB")],
+            deleted: vec![file("Bundle", "https://x/QmC")],
+        };
+        let types: Vec<&str> = m.files().map(|f| f.resource_type.as_str()).collect();
+        assert_eq!(types, ["Patient", "OperationOutcome", "Bundle"]);
+        assert_eq!(m.files().filter_map(OutputFile::cid).collect::<Vec<_>>(), ["QmA", "QmB"]);
+    }
+}

@@ -251,8 +251,7 @@ impl Worker {
     async fn discard_if_cancelled(&self, record: &JobRecord) {
         let Ok(Some(now)) = self.queue.get(&record.id).await else { return };
         if now.status == bulk_core::JobStatus::Cancelled {
-            let cids: Vec<String> =
-                now.checkpoint.iter().filter_map(|f| f.url.strip_prefix("ipfs://")).map(str::to_owned).collect();
+            let cids: Vec<String> = now.checkpoint.iter().filter_map(OutputFile::cid).map(str::to_owned).collect();
             if let Err(e) = self.queue.discard_files(&record.id, &cids).await {
                 tracing::warn!(error = %e, "could not discard a cancelled job's files");
             }
@@ -261,7 +260,7 @@ impl Worker {
 
     pub(crate) async fn unpin_all(&self, files: &[OutputFile]) {
         for f in files {
-            let Some(cid) = f.url.strip_prefix("ipfs://").and_then(|c| c.parse().ok()) else { continue };
+            let Some(cid) = f.cid().and_then(|c| c.parse().ok()) else { continue };
             if let Err(e) = self.content.unpin(&cid).await {
                 tracing::warn!(error = %e, cid = %cid, "could not unpin a discarded file");
             }
@@ -302,13 +301,7 @@ impl Drop for RunningGauge {
 /// The CIDs of a manifest's files: `output`, `error` and `deleted` alike, so
 /// every file it lists is indexed (served by `/ipfs/{cid}`) and kept pinned.
 fn cids_of(m: &Manifest) -> Vec<String> {
-    m.output
-        .iter()
-        .chain(&m.error)
-        .chain(&m.deleted)
-        .filter_map(|f| f.url.strip_prefix("ipfs://"))
-        .map(str::to_owned)
-        .collect()
+    m.files().filter_map(OutputFile::cid).map(str::to_owned).collect()
 }
 
 /// A FHIR `instant` in UTC (RFC 3339).

@@ -73,9 +73,7 @@ fn listed_file<'a>(record: &'a JobRecord, cid: &Cid) -> Option<&'a OutputFile> {
     if record.status != JobStatus::Completed {
         return None;
     }
-    let m = record.manifest.as_ref()?;
-    let url = cid.ipfs_url();
-    m.output.iter().chain(&m.error).chain(&m.deleted).find(|f| f.url == url)
+    record.manifest.as_ref()?.files().find(|f| f.cid() == Some(cid.as_str()))
 }
 
 /// The file's plain byte size, from its `size` extension.

@@ -3,7 +3,7 @@
 use actix_web::http::header;
 use actix_web::{web, HttpResponse};
 use bulk_core::settings::Conformance;
-use bulk_core::{IssueCode, JobId, JobStatus, Manifest, OperationOutcome, Principal};
+use bulk_core::{IssueCode, JobId, JobStatus, Manifest, OperationOutcome, OutputFile, Principal};
 use bulk_queue::JobRecord;
 use serde_json::json;
 
@@ -109,9 +109,9 @@ async fn retry_after(state: &AppState, record: &JobRecord) -> Result<u64, ApiErr
 /// requires. The CID, size and SHA-256 extensions stay in both modes.
 fn served_manifest(state: &AppState, id: &JobId, mut manifest: Manifest) -> Manifest {
     if state.conformance == Conformance::IgV2 {
-        for file in manifest.output.iter_mut().chain(&mut manifest.error).chain(&mut manifest.deleted) {
-            if let Some(cid) = file.url.strip_prefix("ipfs://") {
-                file.url = state.file_url(id, cid);
+        for file in manifest.files_mut() {
+            if let Some(url) = file.cid().map(|cid| state.file_url(id, cid)) {
+                file.url = url;
             }
         }
     }
@@ -134,12 +134,8 @@ pub(crate) async fn cancel_job(state: &AppState, record: &JobRecord, who: &Princ
 /// for unpinning unless another live job lists them. Best effort: files not
 /// discarded here are still unpinned when their tracking time runs out.
 pub(crate) async fn discard_files(state: &AppState, record: &JobRecord) {
-    let files = record
-        .manifest
-        .iter()
-        .flat_map(|m| m.output.iter().chain(&m.error).chain(&m.deleted))
-        .chain(record.checkpoint.iter());
-    let cids: Vec<String> = files.filter_map(|f| f.url.strip_prefix("ipfs://")).map(str::to_owned).collect();
+    let files = record.manifest.iter().flat_map(Manifest::files).chain(record.checkpoint.iter());
+    let cids: Vec<String> = files.filter_map(OutputFile::cid).map(str::to_owned).collect();
     if let Err(e) = state.queue.discard_files(&record.id, &cids).await {
         tracing::warn!(error = %e, job.id = %record.id, "could not discard a cancelled job's files");
     }
